@@ -1,0 +1,39 @@
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`. Never exposed on the public port
+//! (except `/healthz`), since metrics reveal source names and traffic.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use http::StatusCode;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::sink::Publisher;
+
+#[derive(Clone)]
+struct AdminState {
+    metrics: PrometheusHandle,
+    publisher: Arc<dyn Publisher>,
+}
+
+/// The admin router.
+pub fn admin_app(metrics: PrometheusHandle, publisher: Arc<dyn Publisher>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<AdminState>| async move { s.metrics.render() }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(s): State<AdminState>| async move {
+                if s.publisher.is_ready() {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "broker not connected")
+                }
+            }),
+        )
+        .with_state(AdminState { metrics, publisher })
+}

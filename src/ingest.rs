@@ -1,0 +1,94 @@
+//! The final handler: hands the verified event to the publisher and answers 202 only once it is
+//! durable (broker-confirmed). Any failure answers 503 so the provider retries.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
+use http::header::CONTENT_TYPE;
+
+use crate::error::{Rejection, accepted};
+use crate::layers::source::Inbound;
+use crate::layers::verify::VerifiedEvent;
+use crate::sink::{Message, PublishError, Publisher};
+use crate::telemetry::metrics;
+
+/// What the handler needs.
+#[derive(Clone)]
+pub struct IngestState {
+    /// Where events go.
+    pub publisher: Arc<dyn Publisher>,
+    /// Routing-key template.
+    pub routing_key: Arc<str>,
+}
+
+/// The handler.
+pub async fn ingest(State(state): State<IngestState>, request: Request) -> Response {
+    let (Some(inbound), Some(event)) = (
+        request.extensions().get::<Inbound>(),
+        request.extensions().get::<VerifiedEvent>(),
+    ) else {
+        tracing::error!("ingest ran without the source and verify layers above it");
+        return Rejection::Internal.into_response();
+    };
+    let source = &inbound.source;
+    let message = Message {
+        routing_key: routing_key(
+            &state.routing_key,
+            &source.name,
+            &source.provider.name,
+            event.event_type(),
+        ),
+        body: inbound.body.clone(),
+        id: event.id().to_owned(),
+        event_type: event.event_type().to_owned(),
+        source: source.name.clone(),
+        provider: source.provider.name.clone(),
+        content_type: header_text(request.headers(), CONTENT_TYPE.as_str()),
+        received_at: inbound.received_at,
+        traceparent: header_text(request.headers(), "traceparent"),
+    };
+    let started = Instant::now();
+    match state.publisher.publish(message).await {
+        Ok(()) => {
+            metrics::publish(started.elapsed());
+            accepted("accepted", event.id())
+        }
+        Err(PublishError::Unroutable(key)) => {
+            metrics::unroutable(&source.name);
+            tracing::error!(source = %source.name, routing_key = %key, "Broker returned the event: no queue is bound for its routing key. Bind a queue; the provider will retry.");
+            Rejection::Unroutable.into_response()
+        }
+        Err(e) => {
+            tracing::warn!(source = %source.name, error = %e, "Event not taken by the broker; answered 503.");
+            Rejection::BrokerUnavailable.into_response()
+        }
+    }
+}
+
+/// Fills `{source}`, `{provider}` and `{type}`.
+pub fn routing_key(template: &str, source: &str, provider: &str, event_type: &str) -> String {
+    template
+        .replace("{source}", source)
+        .replace("{provider}", provider)
+        .replace("{type}", event_type)
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name)?.to_str().ok().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_key_fills_every_placeholder() {
+        assert_eq!(
+            routing_key("{source}.{provider}.{type}", "gh", "github", "push"),
+            "gh.github.push"
+        );
+    }
+}

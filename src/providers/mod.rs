@@ -161,3 +161,6 @@ fn first_field(fields: &[Field], req: &RequestView<'_>) -> Option<String> {
         .find_map(|f| f.get(req).filter(|v| !v.is_empty()))
         .map(|v| v.into_owned())
 }
+
+#[cfg(test)]
+mod tests;

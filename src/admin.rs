@@ -37,3 +37,35 @@ pub fn admin_app(metrics: PrometheusHandle, publisher: Arc<dyn Publisher>) -> Ro
         )
         .with_state(AdminState { metrics, publisher })
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::layers::test_support::FakePublisher;
+    use crate::sink::PublishError;
+
+    #[tokio::test]
+    async fn readyz_follows_the_publisher() {
+        let publisher = Arc::new(FakePublisher::default());
+        let app = admin_app(crate::telemetry::metrics::install(), publisher.clone());
+        let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+        assert_eq!(
+            app.clone().oneshot(get("/readyz")).await.unwrap().status(),
+            200
+        );
+        *publisher.failure.lock().unwrap() = Some(|| PublishError::Unavailable("down".into()));
+        assert_eq!(
+            app.clone().oneshot(get("/readyz")).await.unwrap().status(),
+            503
+        );
+        assert_eq!(
+            app.clone().oneshot(get("/healthz")).await.unwrap().status(),
+            200
+        );
+        assert_eq!(app.oneshot(get("/metrics")).await.unwrap().status(), 200);
+    }
+}

@@ -139,3 +139,142 @@ fn make_span(request: &Request) -> tracing::Span {
         event_id = tracing::field::Empty,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::dedup::MemoryStore;
+    use crate::layers::test_support::{FakePublisher, json, source};
+    use crate::sink::PublishError;
+
+    fn state(publisher: Arc<FakePublisher>) -> AppState {
+        AppState {
+            sources: Sources::new(vec![source("gh", "github", &["s3cret"])]),
+            dedup: MemoryStore::start(Duration::from_secs(60)),
+            publisher,
+            routing_key: Arc::from("{provider}.{source}.{type}"),
+            limits: Limits {
+                max_body: 1 << 20,
+                request_timeout: Duration::from_secs(5),
+                header_read_timeout: Duration::from_secs(5),
+                concurrency: 8,
+            },
+        }
+    }
+
+    fn signed(id: &str) -> Request<Body> {
+        use hmac::{Hmac, Mac};
+        let body = br#"{"zen":"x"}"#;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(body);
+        Request::post("/hooks/gh")
+            .header(
+                "X-Hub-Signature-256",
+                format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+            )
+            .header("X-GitHub-Delivery", id)
+            .header("X-GitHub-Event", "ping")
+            .header("Content-Type", "application/json")
+            .header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+            .body(Body::from(&body[..]))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_accepted_event_reaches_the_publisher_as_sent() {
+        let publisher = Arc::new(FakePublisher::default());
+        let response = app(state(publisher.clone()))
+            .oneshot(signed("d-1"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        assert!(response.headers().contains_key("x-request-id"));
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"status": "accepted", "id": "d-1"})
+        );
+        let sent = publisher.sent.lock().unwrap();
+        let message = &sent[0];
+        assert_eq!(&message.body[..], br#"{"zen":"x"}"#);
+        assert_eq!(message.routing_key, "github.gh.ping");
+        assert_eq!(message.content_type.as_deref(), Some("application/json"));
+        assert_eq!(
+            message.traceparent.as_deref(),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+    }
+
+    #[tokio::test]
+    async fn publisher_failures_answer_503_and_the_retry_is_not_a_duplicate() {
+        let publisher = Arc::new(FakePublisher::default());
+        let app = app(state(publisher.clone()));
+        *publisher.failure.lock().unwrap() = Some(|| PublishError::Unavailable("down".into()));
+        let response = app.clone().oneshot(signed("d-1")).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"error": "broker_unavailable"})
+        );
+        *publisher.failure.lock().unwrap() = Some(|| PublishError::Unroutable("k".into()));
+        let response = app.clone().oneshot(signed("d-1")).await.unwrap();
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"error": "unroutable"})
+        );
+        *publisher.failure.lock().unwrap() = None;
+        let response = app.oneshot(signed("d-1")).await.unwrap();
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"status": "accepted", "id": "d-1"})
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_404_json() {
+        let publisher = Arc::new(FakePublisher::default());
+        let response = app(state(publisher))
+            .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"error": "not_found"})
+        );
+    }
+
+    #[tokio::test]
+    async fn outcomes_are_counted_per_source() {
+        let handle = crate::telemetry::metrics::install();
+        let publisher = Arc::new(FakePublisher::default());
+        let app = app(state(publisher));
+        app.clone().oneshot(signed("metrics-1")).await.unwrap();
+        let mut forged = signed("metrics-2");
+        forged
+            .headers_mut()
+            .insert("X-Hub-Signature-256", "sha256=00".parse().unwrap());
+        app.oneshot(forged).await.unwrap();
+        let text = handle.render();
+        assert!(
+            text.contains(r#"hookgate_requests_total{source="gh",outcome="accepted"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"hookgate_requests_total{source="gh",outcome="signature_invalid"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("hookgate_request_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! durable (broker-confirmed). Any failure answers 503 so the provider retries.
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};

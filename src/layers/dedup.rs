@@ -71,3 +71,111 @@ impl Drop for ClaimGuard<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+
+    use axum::middleware::{from_fn, from_fn_with_state};
+    use http::StatusCode;
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+    use crate::dedup::MemoryStore;
+    use crate::layers::test_support::{counting_echo, github, github_request, json};
+    use crate::layers::verify::verify;
+
+    /// verify → dedup → an inner service answering `status`, counting calls.
+    fn stack(
+        store: SharedStore,
+        status: Arc<AtomicU16>,
+        calls: Arc<AtomicUsize>,
+    ) -> impl tower::Service<Request, Response = Response, Error = Infallible> + Clone {
+        let inner = tower::service_fn(move |_req: Request| {
+            let status = StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, Infallible>(status.into_response()) }
+        });
+        from_fn(verify).layer(from_fn_with_state(store, dedup).layer(inner))
+    }
+
+    #[tokio::test]
+    async fn a_second_copy_after_success_is_a_duplicate() {
+        let store: SharedStore = MemoryStore::start(std::time::Duration::from_secs(60));
+        let (status, calls) = (Arc::new(AtomicU16::new(202)), Arc::new(AtomicUsize::new(0)));
+        let service = stack(store, status, calls.clone());
+        let gh = github();
+        let first = service
+            .clone()
+            .oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(first.status(), 202);
+        let second = service
+            .clone()
+            .oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(second.status(), 202);
+        assert_eq!(
+            json(second).await,
+            serde_json::json!({"status": "duplicate", "id": "d-1"})
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_first_copy_does_not_swallow_the_retry() {
+        let store: SharedStore = MemoryStore::start(std::time::Duration::from_secs(60));
+        let (status, calls) = (Arc::new(AtomicU16::new(503)), Arc::new(AtomicUsize::new(0)));
+        let service = stack(store, status.clone(), calls.clone());
+        let gh = github();
+        let first = service
+            .clone()
+            .oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(first.status(), 503);
+        status.store(202, Ordering::SeqCst);
+        let retry = service
+            .clone()
+            .oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(retry.status(), 202);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_request_releases_its_claim() {
+        let store = MemoryStore::start(std::time::Duration::from_secs(60));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let never = tower::service_fn(|_req: Request| {
+            std::future::pending::<Result<Response, Infallible>>()
+        });
+        let hanging = from_fn(verify)
+            .layer(from_fn_with_state(store.clone() as SharedStore, dedup).layer(never));
+        let gh = github();
+        let attempt = hanging.oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), attempt)
+                .await
+                .is_err()
+        );
+        assert!(
+            store.is_empty(),
+            "the claim must be released when the request is dropped"
+        );
+        let service = from_fn(verify).layer(
+            from_fn_with_state(store as SharedStore, dedup).layer(counting_echo(calls.clone())),
+        );
+        let response = service
+            .oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(calls.lock().unwrap().len(), 1);
+    }
+}

@@ -1,7 +1,7 @@
 //! Counts every webhook request by source and outcome, and times it. Outermost on the route, so
 //! it sees rejections from every layer below, timeouts included.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;

@@ -34,3 +34,63 @@ pub async fn validate_schema(request: Request, next: Next) -> Response {
     }
     next.run(request).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::middleware::from_fn;
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+    use crate::layers::test_support::{counting_echo, github_request, json, source};
+    use crate::layers::verify::verify;
+
+    fn with_schema() -> Arc<crate::source::Source> {
+        let mut s = source("gh", "github", &["s3cret"]);
+        let schema = serde_json::json!({"type": "object", "required": ["ref"], "properties": {"ref": {"type": "string"}}});
+        s.schemas.by_type.insert(
+            "push".into(),
+            Arc::new(jsonschema::validator_for(&schema).unwrap()),
+        );
+        Arc::new(s)
+    }
+
+    async fn run(event: &str, body: &'static [u8]) -> (Response, usize) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let service =
+            from_fn(verify).layer(from_fn(validate_schema).layer(counting_echo(calls.clone())));
+        let response = service
+            .oneshot(github_request(&with_schema(), "s3cret", "d", event, body))
+            .await
+            .unwrap();
+        let n = calls.lock().unwrap().len();
+        (response, n)
+    }
+
+    #[tokio::test]
+    async fn a_violation_answers_422_with_its_pointer() {
+        let (response, calls) = run("push", br#"{"ref": 7}"#).await;
+        assert_eq!(response.status(), 422);
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"error": "schema_invalid", "pointer": "/ref"})
+        );
+        assert_eq!(calls, 0);
+    }
+
+    #[tokio::test]
+    async fn a_non_json_body_under_a_schema_is_invalid_at_the_root() {
+        let (response, _) = run("push", b"payload=x").await;
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"error": "schema_invalid", "pointer": ""})
+        );
+    }
+
+    #[tokio::test]
+    async fn valid_payloads_and_types_without_schema_pass() {
+        assert_eq!(run("push", br#"{"ref": "main"}"#).await.1, 1);
+        assert_eq!(run("issues", br#"{"ref": 7}"#).await.1, 1);
+    }
+}

@@ -61,3 +61,74 @@ pub async fn resolve_source(
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::middleware::from_fn_with_state;
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+    use crate::layers::test_support::{counting_echo, json, source};
+
+    fn sources() -> Sources {
+        let mut small = source("small", "github", &["s"]);
+        small.max_body = 8;
+        Sources::new(vec![small])
+    }
+
+    async fn run(request: Request) -> (Response, Vec<Request>) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let service =
+            from_fn_with_state(sources(), resolve_source).layer(counting_echo(calls.clone()));
+        let response = service.oneshot(request).await.unwrap();
+        let calls = std::mem::take(&mut *calls.lock().unwrap());
+        (response, calls)
+    }
+
+    fn post(path: &str, body: Body) -> Request {
+        Request::builder()
+            .method("POST")
+            .uri(path)
+            .body(body)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn buffers_the_body_within_the_limit() {
+        let (response, calls) = run(post("/hooks/small", Body::from("12345678"))).await;
+        assert_eq!(response.status(), 200);
+        let inbound = calls[0].extensions().get::<Inbound>().unwrap();
+        assert_eq!(&inbound.body[..], b"12345678");
+        assert_eq!(&*inbound.source.name, "small");
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_are_refused_declared_or_streamed() {
+        let (response, calls) = run(post("/hooks/small", Body::from("123456789"))).await;
+        assert_eq!(response.status(), 413);
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"error": "payload_too_large"})
+        );
+        assert!(calls.is_empty());
+        // No Content-Length: the bounded read catches it.
+        let chunks = futures_util::stream::iter(
+            ["12345", "6789"].map(|c| Ok::<_, std::io::Error>(Bytes::from(c))),
+        );
+        let (response, _) = run(post("/hooks/small", Body::from_stream(chunks))).await;
+        assert_eq!(response.status(), 413);
+    }
+
+    #[tokio::test]
+    async fn unknown_sources_are_404() {
+        let (response, calls) = run(post("/hooks/nope", Body::empty())).await;
+        assert_eq!(response.status(), 404);
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"error": "unknown_source"})
+        );
+        assert!(calls.is_empty());
+    }
+}

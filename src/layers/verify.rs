@@ -81,3 +81,51 @@ fn parse_json(body: &[u8]) -> Option<Value> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::middleware::from_fn;
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+    use crate::layers::test_support::{counting_echo, github, github_request, json};
+
+    #[tokio::test]
+    async fn a_verified_request_carries_its_event_downstream() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let service = from_fn(verify).layer(counting_echo(calls.clone()));
+        let request = github_request(&github(), "s3cret", "d-1", "push", br#"{"ref":"x"}"#);
+        assert_eq!(service.oneshot(request).await.unwrap().status(), 200);
+        let calls = calls.lock().unwrap();
+        let event = calls[0]
+            .extensions()
+            .get::<VerifiedEvent>()
+            .expect("VerifiedEvent inserted");
+        assert_eq!((event.id(), event.event_type()), ("d-1", "push"));
+        assert_eq!(event.json(), Some(&serde_json::json!({"ref": "x"})));
+    }
+
+    #[tokio::test]
+    async fn a_forged_request_is_rejected_before_the_inner_service() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let service = from_fn(verify).layer(counting_echo(calls.clone()));
+        let request = github_request(&github(), "wrong", "d-1", "push", b"{}");
+        let response = service.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"error": "signature_invalid"})
+        );
+        assert!(calls.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_json_looking_bodies_are_parsed() {
+        assert_eq!(parse_json(b" {\"a\":1}"), Some(serde_json::json!({"a": 1})));
+        assert_eq!(parse_json(b"payload=%7B%7D"), None);
+        assert_eq!(parse_json(b"{broken"), None);
+        assert_eq!(parse_json(b""), None);
+    }
+}

@@ -214,7 +214,7 @@ async fn a_burst_beyond_the_rate_limit_gets_429() {
     let sources = "  - { name: gh, provider: github, secrets: [gh-secret], rate_limit: { per_second: 1, burst: 3 } }\n";
     let gw = Gateway::start(sources).await;
     let mut queue = TestQueue::bind(&gw.exchange, "#").await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let mut accepted = 0;
     let mut limited = None;
     for i in 0..10 {

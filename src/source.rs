@@ -71,28 +71,34 @@ impl Schemas {
     }
 }
 
-/// Every source by name.
+/// Every source, by name and in configuration order.
 #[derive(Debug, Default, Clone)]
-pub struct Sources(Arc<HashMap<String, Arc<Source>>>);
+pub struct Sources(Arc<SourceTable>);
+
+#[derive(Debug, Default)]
+struct SourceTable {
+    by_name: HashMap<String, Arc<Source>>,
+    in_order: Vec<Arc<Source>>,
+}
 
 impl Sources {
     /// Wraps the built sources.
     pub fn new(sources: Vec<Source>) -> Self {
-        Self(Arc::new(
-            sources
-                .into_iter()
-                .map(|s| (s.name.to_string(), Arc::new(s)))
-                .collect(),
-        ))
+        let in_order: Vec<_> = sources.into_iter().map(Arc::new).collect();
+        let by_name = in_order
+            .iter()
+            .map(|s| (s.name.to_string(), s.clone()))
+            .collect();
+        Self(Arc::new(SourceTable { by_name, in_order }))
     }
 
     /// The source named `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<Source>> {
-        self.0.get(name)
+        self.0.by_name.get(name)
     }
 
-    /// All sources.
+    /// All sources, in configuration order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Source>> {
-        self.0.values()
+        self.0.in_order.iter()
     }
 }

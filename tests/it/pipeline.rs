@@ -391,3 +391,47 @@ async fn request_bounds_and_routing_errors() {
     let health = send(Method::GET, &format!("{}/healthz", gw.base), &[], "").await;
     assert_eq!(health.status, 200);
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gateway::start_with_limits(SOURCES, "header_read_timeout: 300ms").await;
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST /hooks/gh HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // The server closes the connection (possibly after a 408); waiting for EOF is the event.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "connection still open 10 s after a 300 ms header timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_request_timeout_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gateway::start_with_limits(SOURCES, "request_timeout: 300ms").await;
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST /hooks/gh HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 12];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_exact(&mut buf),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 408");
+}

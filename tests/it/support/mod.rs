@@ -42,12 +42,21 @@ impl Gateway {
         Self::start_with(sources, &amqp_url(), true).await
     }
 
+    /// As [`Gateway::start`], with extra `limits:` entries (YAML, one line).
+    pub(crate) async fn start_with_limits(sources: &str, limits: &str) -> Self {
+        Self::build(sources, &amqp_url(), true, limits).await
+    }
+
     /// As [`Gateway::start`], with a chosen broker, optionally waiting for the connection.
     pub(crate) async fn start_with(sources: &str, broker_url: &str, wait_connected: bool) -> Self {
+        Self::build(sources, broker_url, wait_connected, "").await
+    }
+
+    async fn build(sources: &str, broker_url: &str, wait_connected: bool, limits: &str) -> Self {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let exchange = unique("hookgate-test");
         let yaml = format!(
-            "providers_dir: providers\nschemas_dir: schemas\nbroker:\n  url: '{broker_url}'\n  exchange: {exchange}\n  confirm_timeout: 5s\nsources:\n{sources}"
+            "providers_dir: providers\nschemas_dir: schemas\nlimits: {{ {limits} }}\nbroker:\n  url: '{broker_url}'\n  exchange: {exchange}\n  confirm_timeout: 5s\nsources:\n{sources}"
         );
         let config = config::load_str(&yaml, &root.join("test.yaml"), &ProcessEnv)
             .unwrap_or_else(|e| panic!("{e}"));

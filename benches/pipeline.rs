@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -15,7 +15,6 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use hmac::{Hmac, Mac};
 use hookgate::config::interpolate::ProcessEnv;
-use hookgate::dedup::MemoryStore;
 use hookgate::providers::Provider;
 use hookgate::providers::field::RequestView;
 use hookgate::sink::{Message, PublishError, Publisher};
@@ -124,15 +123,8 @@ fn whole_request(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let app = runtime.block_on(async {
-        hookgate::app(AppState {
-            sources: config.sources.clone(),
-            dedup: MemoryStore::start(Duration::from_secs(3600)),
-            publisher: Arc::new(InstantBroker),
-            routing_key: Arc::from("{source}.{type}"),
-            limits: config.limits,
-        })
-    });
+    let app =
+        runtime.block_on(async { hookgate::app(AppState::new(&config, Arc::new(InstantBroker))) });
     let body = bytes::Bytes::from(payload(1024));
     let sig = format!("sha256={}", hex_hmac(b"s3cret", &[&body]));
     let mut n = 0u64;

@@ -18,8 +18,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-use crate::config::Limits;
-use crate::dedup::DedupStore;
+use crate::config::{Config, Limits};
+use crate::dedup::{DedupStore, MemoryStore};
 use crate::error::Rejection;
 use crate::ingest::{IngestState, ingest};
 use crate::layers::{dedup, handshake, observe, rate_limit, schema, source, verify};
@@ -39,6 +39,20 @@ pub struct AppState {
     pub routing_key: Arc<str>,
     /// Request bounds.
     pub limits: Limits,
+}
+
+impl AppState {
+    /// The state for `config`, publishing to `publisher`; starts the dedup store's purge task,
+    /// so call it inside a Tokio runtime.
+    pub fn new(config: &Config, publisher: Arc<dyn Publisher>) -> Self {
+        Self {
+            sources: config.sources.clone(),
+            dedup: MemoryStore::start(config.dedup_ttl),
+            publisher,
+            routing_key: Arc::from(config.broker.routing_key.as_str()),
+            limits: config.limits,
+        }
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -149,7 +163,6 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::dedup::MemoryStore;
     use crate::layers::test_support::{FakePublisher, json, source};
     use crate::sink::PublishError;
 

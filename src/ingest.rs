@@ -10,8 +10,7 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 
 use crate::error::{Rejection, accepted};
-use crate::layers::source::Inbound;
-use crate::layers::verify::VerifiedEvent;
+use crate::layers::verify::verified;
 use crate::sink::{Message, PublishError, Publisher};
 use crate::telemetry::metrics;
 
@@ -26,12 +25,9 @@ pub struct IngestState {
 
 /// The handler.
 pub async fn ingest(State(state): State<IngestState>, request: Request) -> Response {
-    let (Some(inbound), Some(event)) = (
-        request.extensions().get::<Inbound>(),
-        request.extensions().get::<VerifiedEvent>(),
-    ) else {
-        tracing::error!("ingest ran without the source and verify layers above it");
-        return Rejection::Internal.into_response();
+    let (inbound, event) = match verified(&request) {
+        Ok(parts) => parts,
+        Err(rejection) => return rejection.into_response(),
     };
     let source = &inbound.source;
     let message = Message {

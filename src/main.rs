@@ -3,12 +3,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hookgate::config::{self, Config};
-use hookgate::dedup::MemoryStore;
 use hookgate::sink::amqp::AmqpPublisher;
 use hookgate::{AppState, admin, server, telemetry};
 use tokio::net::TcpListener;
@@ -88,13 +86,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics = telemetry::metrics::install();
     let publisher = AmqpPublisher::start(config.broker.clone());
-    let state = AppState {
-        sources: config.sources.clone(),
-        dedup: MemoryStore::start(config.dedup_ttl),
-        publisher: publisher.clone(),
-        routing_key: Arc::from(config.broker.routing_key.as_str()),
-        limits: config.limits,
-    };
+    let state = AppState::new(&config, publisher.clone());
     let public = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -8,8 +8,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::source::Inbound;
-use super::verify::VerifiedEvent;
+use super::verify::verified;
 use crate::dedup::{Claim, DedupKey, DedupStore};
 use crate::error::{Rejection, accepted};
 use crate::telemetry::metrics;
@@ -19,12 +18,9 @@ pub type SharedStore = Arc<dyn DedupStore>;
 
 /// The middleware function.
 pub async fn dedup(State(store): State<SharedStore>, request: Request, next: Next) -> Response {
-    let (Some(inbound), Some(event)) = (
-        request.extensions().get::<Inbound>(),
-        request.extensions().get::<VerifiedEvent>(),
-    ) else {
-        tracing::error!("dedup layer ran without the source and verify layers above it");
-        return Rejection::Internal.into_response();
+    let (inbound, event) = match verified(&request) {
+        Ok(parts) => parts,
+        Err(rejection) => return rejection.into_response(),
     };
     let source = inbound.source.name.clone();
     let id = event.id().to_owned();

@@ -4,22 +4,19 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::header::CONTENT_TYPE;
 
-use super::source::Inbound;
-use super::verify::VerifiedEvent;
+use super::verify::verified;
 use crate::error::Outcome;
 use crate::providers::field::RequestView;
 use crate::telemetry::metrics;
 
 /// The middleware function.
 pub async fn handshake(request: Request, next: Next) -> Response {
-    let (Some(inbound), Some(event)) = (
-        request.extensions().get::<Inbound>(),
-        request.extensions().get::<VerifiedEvent>(),
-    ) else {
-        return next.run(request).await;
+    let (inbound, event) = match verified(&request) {
+        Ok(parts) => parts,
+        Err(rejection) => return rejection.into_response(),
     };
     let view = RequestView {
         headers: request.headers(),
@@ -50,6 +47,7 @@ mod tests {
     use tower::{Layer, ServiceExt};
 
     use super::*;
+    use crate::layers::source::Inbound;
     use crate::layers::test_support::{counting_echo, source};
     use crate::layers::verify::verify;
 

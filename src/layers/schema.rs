@@ -5,17 +5,14 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::source::Inbound;
-use super::verify::VerifiedEvent;
+use super::verify::verified;
 use crate::error::Rejection;
 
 /// The middleware function.
 pub async fn validate_schema(request: Request, next: Next) -> Response {
-    let (Some(inbound), Some(event)) = (
-        request.extensions().get::<Inbound>(),
-        request.extensions().get::<VerifiedEvent>(),
-    ) else {
-        return Rejection::Internal.into_response();
+    let (inbound, event) = match verified(&request) {
+        Ok(parts) => parts,
+        Err(rejection) => return rejection.into_response(),
     };
     let Some(validator) = inbound.source.schemas.for_type(event.event_type()) else {
         return next.run(request).await;

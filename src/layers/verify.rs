@@ -39,6 +39,23 @@ impl VerifiedEvent {
     }
 }
 
+/// The buffered request and its verified event, as every layer below `verify` sees them. An
+/// error means the stack was assembled without the source or verify layer above: a bug.
+pub fn verified(request: &Request) -> Result<(&Inbound, &VerifiedEvent), Rejection> {
+    match (
+        request.extensions().get::<Inbound>(),
+        request.extensions().get::<VerifiedEvent>(),
+    ) {
+        (Some(inbound), Some(event)) => Ok((inbound, event)),
+        _ => {
+            tracing::error!(
+                "a layer below `verify` ran without the source and verify layers above it"
+            );
+            Err(Rejection::Internal)
+        }
+    }
+}
+
 /// The middleware function.
 pub async fn verify(mut request: Request, next: Next) -> Response {
     let Some(inbound) = request.extensions().get::<Inbound>().cloned() else {

@@ -6,10 +6,8 @@ pub(crate) mod sign;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use hookgate::config::interpolate::ProcessEnv;
-use hookgate::dedup::MemoryStore;
 use hookgate::sink::amqp::AmqpPublisher;
 use hookgate::{AppState, config, server};
 use tokio::net::TcpListener;
@@ -69,13 +67,7 @@ impl Gateway {
                 "RabbitMQ not reachable at {broker_url}"
             );
         }
-        let state = AppState {
-            sources: config.sources.clone(),
-            dedup: MemoryStore::start(config.dedup_ttl),
-            publisher: publisher.clone(),
-            routing_key: Arc::from(config.broker.routing_key.as_str()),
-            limits: config.limits,
-        };
+        let state = AppState::new(&config, publisher.clone());
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();

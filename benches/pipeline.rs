@@ -16,7 +16,8 @@ use futures_util::future::BoxFuture;
 use hmac::{Hmac, Mac};
 use hookgate::config::interpolate::ProcessEnv;
 use hookgate::providers::Provider;
-use hookgate::providers::field::RequestView;
+use hookgate::providers::VerifyContext;
+use hookgate::providers::request::RequestView;
 use hookgate::sink::{Message, PublishError, Publisher};
 use hookgate::{AppState, config};
 use http::{HeaderMap, Request};
@@ -52,11 +53,9 @@ fn verification(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(size as u64));
 
         let github = Provider::load(&dir, "github").unwrap();
-        let keys = vec![
-            github
-                .decode_secret(&config::secret::Secret::new("s3cret"))
-                .unwrap(),
-        ];
+        let keys = github
+            .decode_secrets(&[config::secret::Secret::new("s3cret")])
+            .unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(
             "x-hub-signature-256",
@@ -66,21 +65,15 @@ fn verification(c: &mut Criterion) {
         );
         group.bench_function(format!("github/{size}B"), |b| {
             b.iter(|| {
-                let view = RequestView {
-                    headers: &headers,
-                    body: &body,
-                    json: None,
-                };
-                black_box(github.verify(&view, &keys, None, now)).unwrap();
+                let view = RequestView::post(&headers, &body);
+                black_box(github.verify(&view, &keys, VerifyContext::default(), now)).unwrap();
             })
         });
 
         let stripe = Provider::load(&dir, "stripe").unwrap();
-        let keys = vec![
-            stripe
-                .decode_secret(&config::secret::Secret::new("whsec_x"))
-                .unwrap(),
-        ];
+        let keys = stripe
+            .decode_secrets(&[config::secret::Secret::new("whsec_x")])
+            .unwrap();
         let mut headers = HeaderMap::new();
         let sig = hex_hmac(b"whsec_x", &[t.as_bytes(), b".", &body]);
         headers.insert(
@@ -89,12 +82,8 @@ fn verification(c: &mut Criterion) {
         );
         group.bench_function(format!("stripe/{size}B"), |b| {
             b.iter(|| {
-                let view = RequestView {
-                    headers: &headers,
-                    body: &body,
-                    json: None,
-                };
-                black_box(stripe.verify(&view, &keys, None, now)).unwrap();
+                let view = RequestView::post(&headers, &body);
+                black_box(stripe.verify(&view, &keys, VerifyContext::default(), now)).unwrap();
             })
         });
     }

@@ -6,8 +6,7 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::Request;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::response::IntoResponse;
-use axum::routing::{get, post_service};
+use axum::routing::get;
 use http::StatusCode;
 use http::header::{AUTHORIZATION, HeaderName};
 use tower::ServiceBuilder;
@@ -76,9 +75,10 @@ fn sensitive_headers() -> Vec<HeaderName> {
 /// The public router: `POST /hooks/{source}` and `GET /healthz`.
 pub fn app(state: AppState) -> Router {
     // Per webhook, in order: count the outcome; resolve the source and buffer the body within its
-    // limit; rate-limit before spending CPU on HMACs; verify before anything writes state (so
-    // unauthenticated traffic never touches the dedup store); answer handshakes (verified, never
-    // published); deduplicate; validate the schema; publish.
+    // limit; rate-limit before spending CPU on HMACs; answer unsigned handshakes and refuse other
+    // non-POSTs; verify before anything writes state (so unauthenticated traffic never touches the
+    // dedup store); answer signed handshakes (never published); deduplicate; validate the schema;
+    // publish.
     let webhook = ServiceBuilder::new()
         .layer(from_fn_with_state(state.sources.clone(), observe::observe))
         // Inside `observe` so timeouts are counted; covers body read and broker confirm.
@@ -91,8 +91,9 @@ pub fn app(state: AppState) -> Router {
             source::resolve_source,
         ))
         .layer(from_fn(rate_limit::rate_limit))
+        .layer(from_fn(handshake::before_verify))
         .layer(from_fn(verify::verify))
-        .layer(from_fn(handshake::handshake))
+        .layer(from_fn(handshake::after_verify))
         .layer(from_fn_with_state(state.dedup.clone(), dedup::dedup))
         .layer(from_fn(schema::validate_schema))
         .service(axum::routing::post(ingest).with_state(IngestState {
@@ -101,10 +102,10 @@ pub fn app(state: AppState) -> Router {
         }));
 
     Router::new()
-        .route(
+        .route_service(
             "/hooks/{source}",
-            post_service(webhook)
-                .fallback(|| async { Rejection::MethodNotAllowed.into_response() }),
+            // Every method: unsigned handshakes use GET and HEAD; `before_verify` answers 405 to the rest.
+            webhook,
         )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async {

@@ -39,6 +39,12 @@ pub enum Rejection {
     /// The signed timestamp is outside the tolerance.
     #[error("timestamp out of tolerance")]
     TimestampOutOfTolerance,
+    /// A subscription handshake presented a wrong or no verify token (Meta).
+    #[error("verify token invalid")]
+    VerifyTokenInvalid,
+    /// A handshake handed over a secret the source cannot take.
+    #[error("secret not accepted")]
+    SecretNotAccepted,
     /// The payload violates the schema for its type; `pointer` is the first violation.
     #[error("schema invalid at {pointer}")]
     SchemaInvalid {
@@ -85,6 +91,8 @@ impl Rejection {
             Rejection::SignatureMissing => "signature_missing",
             Rejection::SignatureInvalid => "signature_invalid",
             Rejection::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            Rejection::VerifyTokenInvalid => "verify_token_invalid",
+            Rejection::SecretNotAccepted => "secret_not_accepted",
             Rejection::SchemaInvalid { .. } => "schema_invalid",
             Rejection::RateLimited { .. } => "rate_limited",
             Rejection::BrokerUnavailable => "broker_unavailable",
@@ -106,6 +114,7 @@ impl Rejection {
             Rejection::SignatureMissing
             | Rejection::SignatureInvalid
             | Rejection::TimestampOutOfTolerance => StatusCode::UNAUTHORIZED,
+            Rejection::VerifyTokenInvalid | Rejection::SecretNotAccepted => StatusCode::FORBIDDEN,
             Rejection::SchemaInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::BrokerUnavailable

@@ -10,6 +10,8 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 
 use crate::error::{Rejection, accepted};
+use crate::layers::handshake::reply_response;
+use crate::layers::source::Inbound;
 use crate::layers::verify::verified;
 use crate::sink::{Message, PublishError, Publisher};
 use crate::telemetry::metrics;
@@ -50,7 +52,7 @@ pub async fn ingest(State(state): State<IngestState>, request: Request) -> Respo
     match state.publisher.publish(message).await {
         Ok(()) => {
             metrics::publish(started.elapsed());
-            accepted("accepted", event.id())
+            acceptance(&request, inbound, "accepted", event.id())
         }
         Err(PublishError::Unroutable(key)) => {
             metrics::unroutable(&source.name);
@@ -61,6 +63,20 @@ pub async fn ingest(State(state): State<IngestState>, request: Request) -> Respo
             tracing::warn!(source = %source.name, error = %e, "Event not taken by the broker; answered 503.");
             Rejection::BrokerUnavailable.into_response()
         }
+    }
+}
+
+/// The answer to an accepted (or duplicate) event: the provider's own when it expects one
+/// (Adyen's `[accepted]`), else 202 with `{"status": status, "id": id}`.
+pub fn acceptance(
+    request: &Request,
+    inbound: &Inbound,
+    status: &'static str,
+    id: &str,
+) -> Response {
+    match inbound.source.provider.accept() {
+        Some(respond) => reply_response(respond.reply(&inbound.view(request, true), None), status),
+        None => accepted(status, id),
     }
 }
 

@@ -3,15 +3,17 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use http::HeaderName;
 use jsonschema::Validator;
 
 use crate::config::file::{OnInvalid, RateLimitConfig};
-use crate::providers::Provider;
-use crate::providers::key::Key;
+use crate::config::secret::Secret;
+use crate::providers::{Provider, ProviderKeys, VerifyContext};
 
 /// One webhook endpoint.
 pub struct Source {
@@ -19,10 +21,18 @@ pub struct Source {
     pub name: Arc<str>,
     /// How its requests are verified and identified.
     pub provider: Arc<Provider>,
-    /// Decoded secrets, all tried.
-    pub keys: Vec<Key>,
+    /// Decoded secrets, all tried; replaced when a handshake hands over a secret.
+    pub keys: RwLock<Arc<ProviderKeys>>,
     /// Overrides the provider's timestamp tolerance.
     pub tolerance: Option<Duration>,
+    /// The endpoint's external URL as the provider calls it, without query (URL-signed schemes).
+    pub public_url: Option<String>,
+    /// The token a subscription handshake must present (Meta `hub.verify_token`).
+    pub verify_token: Option<Secret>,
+    /// Overrides a token scheme's header (Okta: the admin chooses it).
+    pub token_header: Option<HeaderName>,
+    /// Where a secret handed over in a handshake is kept (`state_dir/<source>.secret`).
+    pub secret_file: PathBuf,
     /// Largest accepted body in bytes.
     pub max_body: usize,
     /// Token bucket, when configured.
@@ -38,9 +48,81 @@ impl std::fmt::Debug for Source {
         f.debug_struct("Source")
             .field("name", &self.name)
             .field("provider", &self.provider.name)
-            .field("keys", &self.keys.len())
             .finish_non_exhaustive()
     }
+}
+
+impl Source {
+    /// The current keys.
+    pub fn keys(&self) -> Arc<ProviderKeys> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The per-source settings verification reads.
+    pub fn verify_context(&self) -> VerifyContext<'_> {
+        VerifyContext {
+            tolerance: self.tolerance,
+            token_header: self.token_header.as_ref(),
+        }
+    }
+
+    /// Stores a secret handed over in a handshake (Asana `X-Hook-Secret`, Notion
+    /// `verification_token`), on disk first so a restart keeps it. Only a source without a secret
+    /// takes one; the same secret again is accepted, a different one refused, so nobody can
+    /// replace the secret of a working source by posting a handshake.
+    pub fn capture_secret(&self, secret: &str) -> Result<(), CaptureError> {
+        let keys = self
+            .provider
+            .decode_secrets(&[Secret::new(secret)])
+            .map_err(|e| {
+                CaptureError::Malformed(
+                    e.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "),
+                )
+            })?;
+        let mut current = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if !current.is_empty() {
+            let stored = std::fs::read_to_string(&self.secret_file).unwrap_or_default();
+            return if stored.trim() == secret {
+                Ok(())
+            } else {
+                Err(CaptureError::AlreadySet(self.secret_file.clone()))
+            };
+        }
+        persist(&self.secret_file, secret).map_err(CaptureError::Io)?;
+        *current = Arc::new(keys);
+        Ok(())
+    }
+}
+
+/// Why a handed-over secret was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The source already has a different secret.
+    #[error("the source already has a secret; delete {} to accept a new one", .0.display())]
+    AlreadySet(PathBuf),
+    /// The value is not a key for this provider.
+    #[error("the handed-over secret does not fit the provider: {0}")]
+    Malformed(String),
+    /// It could not be stored.
+    #[error("cannot store the secret: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+/// Writes `secret` to `path` atomically (temporary file, fsync, rename), readable by the owner only.
+fn persist(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temporary = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary)?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
 }
 
 /// Builds a governor limiter: `per_second` sustained, `burst` at once.

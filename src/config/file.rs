@@ -26,6 +26,10 @@ pub struct ConfigFile {
     /// Directory of JSON Schemas, relative to the config file.
     #[serde(default = "default_schemas_dir")]
     pub schemas_dir: PathBuf,
+    /// Where hookgate keeps state that must survive restarts (secrets handed over in
+    /// handshakes), relative to the config file.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
     /// Request bounds applied to every source unless a source overrides them.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -144,6 +148,16 @@ pub struct SourceConfig {
     /// Overrides `limits.max_body`.
     #[serde(default)]
     pub max_body: Option<ByteSize>,
+    /// The endpoint's external URL without query, exactly as configured at the provider
+    /// (URL-signed schemes: Twilio, Square, Trello, HubSpot, Contentful).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// The token a subscription handshake must present (Meta `hub.verify_token`).
+    #[serde(default)]
+    pub verify_token: Option<Secret>,
+    /// Overrides the header of a token scheme (Okta lets the admin choose it).
+    #[serde(default)]
+    pub token_header: Option<String>,
 }
 
 /// A token bucket: `per_second` sustained, `burst` at once.
@@ -175,6 +189,10 @@ fn default_admin_listen() -> SocketAddr {
 
 fn default_providers_dir() -> PathBuf {
     PathBuf::from("providers")
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
 }
 
 fn default_schemas_dir() -> PathBuf {

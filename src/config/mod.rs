@@ -100,6 +100,7 @@ fn build(file: ConfigFile, path: &Path) -> Result<Config, ConfigErrors> {
     let base = path.parent().unwrap_or(Path::new("."));
     let providers_dir = base.join(&file.providers_dir);
     let schemas_dir = base.join(&file.schemas_dir);
+    let state_dir = base.join(&file.state_dir);
     let mut errors = Vec::new();
     let invalid = |field: String, message: String| ConfigError::Invalid {
         path: path.to_owned(),
@@ -159,7 +160,14 @@ fn build(file: ConfigFile, path: &Path) -> Result<Config, ConfigErrors> {
                 }
             },
         };
-        match build_source(source, provider, &file, &schemas_dir, &mut schema_cache) {
+        match build_source(
+            source,
+            provider,
+            &file,
+            &schemas_dir,
+            &state_dir,
+            &mut schema_cache,
+        ) {
             Ok(s) => sources.push(s),
             Err(problems) => {
                 errors.extend(problems.into_iter().map(|(f, m)| invalid(field(&f), m)))
@@ -235,10 +243,18 @@ fn build_source(
     provider: Arc<Provider>,
     file: &ConfigFile,
     schemas_dir: &Path,
+    state_dir: &Path,
     cache: &mut HashMap<PathBuf, Arc<Validator>>,
 ) -> Result<Source, Vec<(String, String)>> {
     let mut problems = Vec::new();
-    if config.secrets.is_empty() {
+    let secret_file = state_dir.join(format!("{}.secret", config.name));
+    let mut secrets = config.secrets.clone();
+    // A secret handed over in an earlier handshake (Asana, Notion) is still valid after a restart.
+    if let Ok(captured) = std::fs::read_to_string(&secret_file) {
+        secrets.push(Secret::new(captured.trim()));
+    }
+    let captures = provider.handshakes().iter().any(|h| h.captures_secret());
+    if secrets.is_empty() && provider.needs_secrets() && !captures {
         problems.push((
             "secrets".to_owned(),
             format!(
@@ -247,17 +263,38 @@ fn build_source(
             ),
         ));
     }
-    let keys: Vec<_> = config
-        .secrets
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            provider
-                .decode_secret(s)
-                .map_err(|e| problems.push((format!("secrets[{i}]"), e)))
-                .ok()
-        })
-        .collect();
+    let keys = match provider.decode_secrets(&secrets) {
+        Ok(keys) => keys,
+        Err(errors) => {
+            problems.extend(
+                errors
+                    .into_iter()
+                    .map(|(i, e)| (format!("secrets[{i}]"), e)),
+            );
+            Default::default()
+        }
+    };
+    if provider.needs_public_url() {
+        match &config.public_url {
+            None => problems.push((
+                "public_url".to_owned(),
+                format!("`{}` signs the URL it calls: set public_url to this endpoint's external URL as configured at the provider", provider.name),
+            )),
+            Some(url) if url.contains('?') || !(url.starts_with("https://") || url.starts_with("http://")) => problems.push((
+                "public_url".to_owned(),
+                format!("`{url}` must be an absolute http(s) URL without query; the request's query is appended"),
+            )),
+            Some(_) => {}
+        }
+    }
+    let token_header = config
+        .token_header
+        .as_deref()
+        .map(crate::providers::value::header_name)
+        .transpose()
+        .map_err(|e| problems.push(("token_header".to_owned(), e)))
+        .ok()
+        .flatten();
     let limiter = config
         .rate_limit
         .map(limiter)
@@ -283,8 +320,12 @@ fn build_source(
         tolerance: config.tolerance.map(|t| t.0),
         max_body: usize::try_from(config.max_body.unwrap_or(file.limits.max_body).0)
             .unwrap_or(usize::MAX),
+        keys: std::sync::RwLock::new(Arc::new(keys)),
+        public_url: config.public_url.clone(),
+        verify_token: config.verify_token.clone(),
+        token_header,
+        secret_file,
         provider,
-        keys,
         limiter,
         schemas,
         on_invalid: config.on_invalid,

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::verify::verified;
 use crate::dedup::{Claim, DedupKey, DedupStore};
-use crate::error::{Rejection, accepted};
+use crate::error::Rejection;
+use crate::ingest::acceptance;
 use crate::telemetry::metrics;
 
 /// The store shared by every request.
@@ -30,7 +31,7 @@ pub async fn dedup(State(store): State<SharedStore>, request: Request, next: Nex
         Ok(Claim::Duplicate) => {
             metrics::duplicate(&source);
             tracing::info!(source = %source, "Duplicate event; not published again.");
-            return accepted("duplicate", &id);
+            return acceptance(&request, inbound, "duplicate", &id);
         }
         Err(e) => {
             tracing::error!(error = %e, "Dedup store failed.");

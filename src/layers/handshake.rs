@@ -1,40 +1,89 @@
-//! Answers provider handshakes (Slack `url_verification`, ...) exactly as the provider expects.
-//! Runs after verification, so a forged handshake is rejected; a handshake is never published.
+//! Answers provider handshakes exactly as each provider expects; a handshake is never published.
+//! Two phases: [`before_verify`] answers unsigned handshakes (Meta's GET `hub.challenge`,
+//! Dropbox, Okta, Microsoft Graph, Asana's and Notion's secret hand-over) and refuses every other
+//! non-POST request; [`after_verify`] answers signed ones (Slack, Zoom, Twitch, Discord), so a
+//! forged handshake is rejected like any forged event.
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::header::CONTENT_TYPE;
+use http::{Method, StatusCode};
 
+use super::source::Inbound;
 use super::verify::verified;
-use crate::error::Outcome;
-use crate::providers::field::RequestView;
+use crate::error::{Outcome, Rejection};
+use crate::providers::handshake::{Handshake, Reply};
+use crate::providers::request::RequestView;
+use crate::source::Source;
 use crate::telemetry::metrics;
 
-/// The middleware function.
-pub async fn handshake(request: Request, next: Next) -> Response {
-    let (inbound, event) = match verified(&request) {
+/// Unsigned handshakes, then the method check: only POST goes on to verification.
+pub async fn before_verify(request: Request, next: Next) -> Response {
+    let Some(inbound) = request.extensions().get::<Inbound>() else {
+        return Rejection::Internal.into_response();
+    };
+    let provider = &inbound.source.provider;
+    let has_unsigned = provider.handshakes().iter().any(|h| h.before_verify);
+    if has_unsigned {
+        let view = inbound.view(&request, true);
+        if let Some(handshake) = provider.handshake(&view, true) {
+            return answer(&inbound.source, handshake, &view);
+        }
+    }
+    if request.method() != Method::POST {
+        return Rejection::MethodNotAllowed.into_response();
+    }
+    next.run(request).await
+}
+
+/// Signed handshakes, after verification.
+pub async fn after_verify(request: Request, next: Next) -> Response {
+    let (inbound, _) = match verified(&request) {
         Ok(parts) => parts,
         Err(rejection) => return rejection.into_response(),
     };
-    let view = RequestView {
-        headers: request.headers(),
-        body: &inbound.body,
-        json: event.json(),
-    };
-    let Some(handshake) = inbound.source.provider.handshake(&view) else {
-        return next.run(request).await;
-    };
-    let reply = handshake.reply(&view);
-    metrics::handshake(&inbound.source.name, &handshake.name);
-    tracing::info!(source = %inbound.source.name, handshake = %handshake.name, "Answered a handshake.");
+    let view = inbound.view(&request, true);
+    match inbound.source.provider.handshake(&view, false) {
+        Some(handshake) => answer(&inbound.source, handshake, &view),
+        None => next.run(request).await,
+    }
+}
+
+fn answer(source: &Source, handshake: &Handshake, view: &RequestView<'_>) -> Response {
+    let verify_token = source.verify_token.as_ref().map(|t| t.expose());
+    if !handshake.verify_token_ok(view, verify_token) {
+        tracing::warn!(source = %source.name, handshake = %handshake.name, "Handshake with a wrong or missing verify token refused.");
+        return Rejection::VerifyTokenInvalid.into_response();
+    }
+    if let Some(secret) = handshake.captured_secret(view) {
+        if let Err(e) = source.capture_secret(&secret) {
+            tracing::warn!(source = %source.name, handshake = %handshake.name, error = %e, "Handed-over secret refused.");
+            return Rejection::SecretNotAccepted.into_response();
+        }
+        tracing::info!(source = %source.name, handshake = %handshake.name, "Stored the secret handed over in a handshake.");
+    }
+    metrics::handshake(&source.name, &handshake.name);
+    tracing::info!(source = %source.name, handshake = %handshake.name, "Answered a handshake.");
+    let keys = source.keys();
+    reply_response(
+        handshake.reply(view, keys.first_shared_secret()),
+        "handshake",
+    )
+}
+
+/// A provider-defined answer as a response, recorded under `outcome`.
+pub fn reply_response(reply: Reply, outcome: &'static str) -> Response {
     let mut response = Response::new(Body::from(reply.body));
     *response.status_mut() = reply.status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, reply.content_type);
-    response.extensions_mut().insert(Outcome("handshake"));
+    let headers = response.headers_mut();
+    for (name, value) in reply.headers {
+        headers.insert(name, value);
+    }
+    if reply.status == StatusCode::NO_CONTENT {
+        headers.remove(http::header::CONTENT_TYPE);
+    }
+    response.extensions_mut().insert(Outcome(outcome));
     response
 }
 
@@ -71,18 +120,19 @@ mod tests {
             )
             .body(Body::empty())
             .unwrap();
-        request.extensions_mut().insert(Inbound {
-            source: Arc::new(source("sl", "slack", &["slack"])),
-            body: bytes::Bytes::from_static(body),
-            received_at: std::time::SystemTime::now(),
-        });
+        request.extensions_mut().insert(Inbound::new(
+            Arc::new(source("sl", "slack", &["slack"])),
+            bytes::Bytes::from_static(body),
+            std::time::SystemTime::now(),
+        ));
         request
     }
 
     #[tokio::test]
     async fn a_handshake_is_answered_and_goes_no_further() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let service = from_fn(verify).layer(from_fn(handshake).layer(counting_echo(calls.clone())));
+        let service =
+            from_fn(verify).layer(from_fn(after_verify).layer(counting_echo(calls.clone())));
         let response = service
             .oneshot(slack_request(
                 br#"{"type":"url_verification","challenge":"abc123"}"#,
@@ -90,7 +140,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()[CONTENT_TYPE], "text/plain");
+        assert_eq!(response.headers()[http::header::CONTENT_TYPE], "text/plain");
         assert_eq!(
             response.extensions().get::<Outcome>(),
             Some(&Outcome("handshake"))
@@ -105,7 +155,8 @@ mod tests {
     #[tokio::test]
     async fn other_events_pass_through() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let service = from_fn(verify).layer(from_fn(handshake).layer(counting_echo(calls.clone())));
+        let service =
+            from_fn(verify).layer(from_fn(after_verify).layer(counting_echo(calls.clone())));
         let response = service
             .oneshot(slack_request(
                 br#"{"type":"event_callback","event":{"type":"message"}}"#,

@@ -17,7 +17,7 @@ pub async fn validate_schema(request: Request, next: Next) -> Response {
     let Some(validator) = inbound.source.schemas.for_type(event.event_type()) else {
         return next.run(request).await;
     };
-    let Some(json) = event.json() else {
+    let Some(json) = inbound.json() else {
         // A schema applies but the body is not JSON: the violation is at the root.
         return Rejection::SchemaInvalid {
             pointer: String::new(),

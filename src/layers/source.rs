@@ -2,7 +2,7 @@
 //! `Bytes`, within the source's size limit: `Content-Length` is checked first, then the read is
 //! bounded, so an oversized body is never held in memory.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use axum::body::Body;
@@ -14,6 +14,7 @@ use http::header::CONTENT_LENGTH;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::Rejection;
+use crate::providers::request::RequestView;
 use crate::source::{Source, Sources};
 
 /// The buffered request, for every layer below.
@@ -25,6 +26,49 @@ pub struct Inbound {
     pub body: Bytes,
     /// When the request arrived.
     pub received_at: SystemTime,
+    /// The body parsed as JSON, on first use, once.
+    json: Arc<OnceLock<Option<serde_json::Value>>>,
+}
+
+impl Inbound {
+    /// Wraps a buffered body.
+    pub fn new(source: Arc<Source>, body: Bytes, received_at: SystemTime) -> Self {
+        Self {
+            source,
+            body,
+            received_at,
+            json: Arc::default(),
+        }
+    }
+
+    /// The body as JSON, parsed on first call; `None` for bodies that are not JSON (forms).
+    /// Layers call it only once the request is verified, unless the provider signs fields
+    /// inside the body or matches unsigned handshakes on it.
+    pub fn json(&self) -> Option<&serde_json::Value> {
+        self.json.get_or_init(|| parse_json(&self.body)).as_ref()
+    }
+
+    /// A view of the request for provider rules.
+    pub fn view<'a>(&'a self, request: &'a Request, with_json: bool) -> RequestView<'a> {
+        RequestView {
+            method: request.method(),
+            headers: request.headers(),
+            query: request.uri().query(),
+            public_url: self.source.public_url.as_deref(),
+            body: &self.body,
+            json: if with_json { self.json() } else { None },
+        }
+    }
+}
+
+/// Parses bodies that look like JSON; form bodies and the like stay unparsed.
+fn parse_json(body: &[u8]) -> Option<serde_json::Value> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if matches!(first, b'{' | b'[') {
+        serde_json::from_slice(body).ok()
+    } else {
+        None
+    }
 }
 
 /// The middleware function.
@@ -50,11 +94,9 @@ pub async fn resolve_source(
             return Rejection::BodyUnreadable.into_response();
         }
     };
-    parts.extensions.insert(Inbound {
-        source,
-        body,
-        received_at: SystemTime::now(),
-    });
+    parts
+        .extensions
+        .insert(Inbound::new(source, body, SystemTime::now()));
     next.run(Request::from_parts(parts, Body::empty())).await
 }
 
@@ -119,6 +161,14 @@ mod tests {
         );
         let (response, _) = run(post("/hooks/small", Body::from_stream(chunks))).await;
         assert_eq!(response.status(), 413);
+    }
+
+    #[test]
+    fn only_json_looking_bodies_are_parsed() {
+        assert_eq!(parse_json(b" {\"a\":1}"), Some(serde_json::json!({"a": 1})));
+        assert_eq!(parse_json(b"payload=%7B%7D"), None);
+        assert_eq!(parse_json(b"{broken"), None);
+        assert_eq!(parse_json(b""), None);
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use axum::body::Body;
@@ -28,14 +28,19 @@ use crate::source::{Schemas, Source};
 pub(crate) fn source(name: &str, provider: &str, secrets: &[&str]) -> Source {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("providers");
     let provider = Arc::new(Provider::load(&dir, provider).unwrap());
+    let secrets: Vec<Secret> = secrets.iter().map(|s| Secret::new(*s)).collect();
     Source {
         name: Arc::from(name),
-        keys: secrets
-            .iter()
-            .map(|s| provider.decode_secret(&Secret::new(*s)).unwrap())
-            .collect(),
+        keys: RwLock::new(Arc::new(provider.decode_secrets(&secrets).unwrap())),
         provider,
         tolerance: None,
+        public_url: None,
+        verify_token: None,
+        token_header: None,
+        secret_file: std::env::temp_dir().join(format!(
+            "hookgate-test-{}-{name}.secret",
+            uuid::Uuid::new_v4()
+        )),
         max_body: 1 << 20,
         limiter: None,
         schemas: Schemas::default(),
@@ -68,11 +73,11 @@ pub(crate) fn github_request(
         .header("Content-Type", "application/json")
         .body(Body::empty())
         .unwrap();
-    request.extensions_mut().insert(Inbound {
-        source: source.clone(),
-        body: Bytes::from_static(body),
-        received_at: SystemTime::now(),
-    });
+    request.extensions_mut().insert(Inbound::new(
+        source.clone(),
+        Bytes::from_static(body),
+        SystemTime::now(),
+    ));
     request
 }
 

@@ -2,24 +2,20 @@
 //! and extracts the event id and type. The resulting [`VerifiedEvent`] can only be built here,
 //! so every layer below knows it handles an authenticated request.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use super::source::Inbound;
 use crate::error::Rejection;
-use crate::providers::field::RequestView;
 
 /// An authenticated event. Its fields are private so that only this module can build one.
 #[derive(Debug, Clone)]
 pub struct VerifiedEvent {
     id: String,
     event_type: String,
-    json: Option<Arc<Value>>,
 }
 
 impl VerifiedEvent {
@@ -31,11 +27,6 @@ impl VerifiedEvent {
     /// The event type (provider-defined, or `unknown`).
     pub fn event_type(&self) -> &str {
         &self.event_type
-    }
-
-    /// The body parsed as JSON, when it is JSON; parsed once, here.
-    pub fn json(&self) -> Option<&Value> {
-        self.json.as_deref()
     }
 }
 
@@ -64,39 +55,26 @@ pub async fn verify(mut request: Request, next: Next) -> Response {
     };
     let source = &inbound.source;
     let provider = &source.provider;
-    let headers = request.headers();
-    let unparsed = RequestView {
-        headers,
-        body: &inbound.body,
-        json: None,
-    };
-    if let Err(e) = provider.verify(&unparsed, &source.keys, source.tolerance, SystemTime::now()) {
+    // The raw bytes are verified before the body is parsed, unless the provider signs fields
+    // inside the body (Mailgun, Adyen, SNS).
+    let unparsed = inbound.view(&request, provider.needs_json_to_verify());
+    if let Err(e) = provider.verify(
+        &unparsed,
+        &source.keys(),
+        source.verify_context(),
+        SystemTime::now(),
+    ) {
         tracing::info!(source = %source.name, reason = %e, "Rejected an unverified request.");
         return Rejection::from(e).into_response();
     }
-    let json = parse_json(&inbound.body).map(Arc::new);
-    let view = RequestView {
-        json: json.as_deref(),
-        ..unparsed
-    };
+    let view = inbound.view(&request, true);
     let event = VerifiedEvent {
         id: provider.event_id(&view),
         event_type: provider.event_type(&view),
-        json,
     };
     tracing::Span::current().record("event_id", event.id.as_str());
     request.extensions_mut().insert(event);
     next.run(request).await
-}
-
-/// Parses bodies that look like JSON; form bodies and the like stay unparsed.
-fn parse_json(body: &[u8]) -> Option<Value> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if matches!(first, b'{' | b'[') {
-        serde_json::from_slice(body).ok()
-    } else {
-        None
-    }
 }
 
 #[cfg(test)]
@@ -121,7 +99,6 @@ mod tests {
             .get::<VerifiedEvent>()
             .expect("VerifiedEvent inserted");
         assert_eq!((event.id(), event.event_type()), ("d-1", "push"));
-        assert_eq!(event.json(), Some(&serde_json::json!({"ref": "x"})));
     }
 
     #[tokio::test]
@@ -136,13 +113,5 @@ mod tests {
             serde_json::json!({"error": "signature_invalid"})
         );
         assert!(calls.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn only_json_looking_bodies_are_parsed() {
-        assert_eq!(parse_json(b" {\"a\":1}"), Some(serde_json::json!({"a": 1})));
-        assert_eq!(parse_json(b"payload=%7B%7D"), None);
-        assert_eq!(parse_json(b"{broken"), None);
-        assert_eq!(parse_json(b""), None);
     }
 }

@@ -2,25 +2,34 @@
 //! compiled into a [`Provider`] — a verifier, id/type extraction rules and handshakes. No
 //! provider has Rust code of its own; scheme families do.
 
-pub mod field;
+pub mod canonical;
 pub mod handshake;
-pub mod hmac;
+pub mod jwt;
 pub mod key;
+pub mod request;
 pub mod signature;
+pub mod signed;
 pub mod spec;
 pub mod template;
+pub mod timestamp;
+pub mod token;
+pub mod value;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use http::HeaderName;
 use sha2::{Digest, Sha256};
 
 use crate::config::error::{ConfigError, syntax_error};
 use crate::config::secret::Secret;
-use field::{Field, RequestView};
-use handshake::Handshake;
+use handshake::{Handshake, Respond};
 use key::Key;
+use request::RequestView;
+use signed::{Algorithm, SignedScheme};
 use spec::{ProviderSpec, VerifySpec};
+use token::TokenScheme;
+use value::Value;
 
 /// Why a request failed verification. Deliberately coarse: the client is never told more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +45,53 @@ pub enum VerifyError {
     TimestampOutOfTolerance,
 }
 
+impl VerifyError {
+    /// When several schemes fail, the most telling error wins: a valid but stale signature says
+    /// more than a wrong one, and a wrong one more than an absent one.
+    fn rank(self) -> u8 {
+        match self {
+            VerifyError::SignatureMissing => 0,
+            VerifyError::SignatureInvalid => 1,
+            VerifyError::TimestampOutOfTolerance => 2,
+        }
+    }
+}
+
+/// Per-source settings that verification reads.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VerifyContext<'a> {
+    /// Overrides the provider's timestamp tolerance.
+    pub tolerance: Option<Duration>,
+    /// Overrides the token header of `token` schemes (Okta's admin-chosen header).
+    pub token_header: Option<&'a HeaderName>,
+}
+
+/// One verification scheme.
+#[derive(Debug)]
+enum Scheme {
+    Signed(SignedScheme),
+    Token(TokenScheme),
+    Basic,
+    Jwt(jwt::JwtScheme),
+    None,
+}
+
+/// Decoded secrets, per scheme of the provider (a secret may fit several).
+#[derive(Debug, Clone, Default)]
+pub struct ProviderKeys(Vec<Vec<Key>>);
+
+impl ProviderKeys {
+    /// Whether no secret fits any scheme.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Vec::is_empty)
+    }
+
+    /// The first shared-secret bytes, for handshake answers that MAC a value (Zoom).
+    pub fn first_shared_secret(&self) -> Option<&[u8]> {
+        self.0.iter().flatten().find_map(Key::bytes)
+    }
+}
+
 /// A compiled provider.
 #[derive(Debug)]
 pub struct Provider {
@@ -43,16 +99,17 @@ pub struct Provider {
     pub name: String,
     /// Documentation link from the file.
     pub docs: Option<String>,
-    verifier: Verifier,
-    id: Vec<Field>,
-    event_type: Vec<Field>,
+    /// Scheme family (catalog letter).
+    pub family: Option<String>,
+    /// Other names.
+    pub aliases: Vec<String>,
+    /// `id` and `event_type` as written, for listings.
+    pub identity: (Vec<String>, Vec<String>),
+    schemes: Vec<Scheme>,
+    id: Vec<Value>,
+    event_type: Vec<Value>,
     handshakes: Vec<Handshake>,
-}
-
-/// One variant per scheme family.
-#[derive(Debug)]
-enum Verifier {
-    Hmac(hmac::HmacVerifier),
+    accept: Option<Respond>,
 }
 
 impl Provider {
@@ -79,12 +136,21 @@ impl Provider {
 
     /// Compiles a parsed spec; errors are `(field, message)`.
     pub fn from_spec(name: &str, spec: &ProviderSpec) -> Result<Self, (String, String)> {
-        let verifier = match &spec.verify {
-            VerifySpec::Hmac(h) => Verifier::Hmac(hmac::HmacVerifier::from_spec(h)?),
-        };
-        let fields = |key: &str, list: Vec<String>| {
+        let schemes = spec
+            .verify
+            .as_slice()
+            .iter()
+            .map(compile_scheme)
+            .collect::<Result<Vec<_>, _>>()?;
+        if schemes.is_empty() {
+            return Err((
+                "verify".into(),
+                "list at least one scheme, or write `verify: { type: none }`".into(),
+            ));
+        }
+        let values = |key: &str, list: &[String]| {
             list.iter()
-                .map(|f| Field::parse(f))
+                .map(|f| Value::parse(f))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| (key.to_owned(), e))
         };
@@ -93,72 +159,270 @@ impl Provider {
             .iter()
             .map(Handshake::from_spec)
             .collect::<Result<_, _>>()?;
+        let accept = spec
+            .accept
+            .as_ref()
+            .map(Respond::from_spec)
+            .transpose()
+            .map_err(|(f, e)| (format!("accept.{f}"), e))?;
         Ok(Self {
             name: name.to_owned(),
             docs: spec.docs.clone(),
-            verifier,
-            id: fields("id", spec.id.to_vec())?,
-            event_type: fields("event_type", spec.event_type.to_vec())?,
+            family: spec.family.clone(),
+            aliases: spec.aliases.clone(),
+            identity: (
+                spec.id.as_slice().to_vec(),
+                spec.event_type.as_slice().to_vec(),
+            ),
+            schemes,
+            id: values("id", spec.id.as_slice())?,
+            event_type: values("event_type", spec.event_type.as_slice())?,
             handshakes,
+            accept,
         })
     }
 
-    /// Turns a configured secret into key material for this provider's scheme.
-    pub fn decode_secret(&self, secret: &Secret) -> Result<Key, String> {
-        match &self.verifier {
-            Verifier::Hmac(v) => v.decode_key(secret),
+    /// Decodes every configured secret for the schemes it fits; a secret that fits none is an
+    /// error naming its index and the expected form.
+    pub fn decode_secrets(&self, secrets: &[Secret]) -> Result<ProviderKeys, Vec<(usize, String)>> {
+        let mut keys = vec![Vec::new(); self.schemes.len()];
+        let mut errors = Vec::new();
+        for (i, secret) in secrets.iter().enumerate() {
+            let mut first_error = None;
+            let mut fitted = false;
+            for (slot, scheme) in keys.iter_mut().zip(&self.schemes) {
+                match scheme.decode_key(secret) {
+                    Ok(Some(key)) => {
+                        slot.push(key);
+                        fitted = true;
+                    }
+                    Ok(None) => fitted = true,
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if !fitted {
+                errors.push((i, first_error.unwrap_or_default()));
+            }
+        }
+        if errors.is_empty() {
+            Ok(ProviderKeys(keys))
+        } else {
+            Err(errors)
         }
     }
 
-    /// The provider's default timestamp tolerance, if its scheme signs a timestamp.
+    /// Whether requests are accepted without authentication (`verify: { type: none }`).
+    pub fn is_unauthenticated(&self) -> bool {
+        self.schemes.iter().all(|s| matches!(s, Scheme::None))
+    }
+
+    /// Whether a source of this provider needs secrets at all.
+    pub fn needs_secrets(&self) -> bool {
+        !self.is_unauthenticated()
+    }
+
+    /// Whether a source of this provider must configure `public_url`.
+    pub fn needs_public_url(&self) -> bool {
+        self.schemes
+            .iter()
+            .any(|s| matches!(s, Scheme::Signed(x) if x.needs_url()))
+    }
+
+    /// Whether verification reads the parsed JSON body (signature or signed fields inside it).
+    pub fn needs_json_to_verify(&self) -> bool {
+        self.schemes.iter().any(|s| match s {
+            Scheme::Signed(x) => x.needs_json(),
+            Scheme::Token(t) => t.needs_json(),
+            _ => false,
+        })
+    }
+
+    /// The provider's default timestamp tolerance, if a scheme signs a timestamp.
     pub fn default_tolerance(&self) -> Option<Duration> {
-        match &self.verifier {
-            Verifier::Hmac(v) => v.default_tolerance(),
+        (0..self.schemes.len()).find_map(|i| self.scheme_tolerance(i))
+    }
+
+    /// The timestamp tolerance of scheme `index`, if it signs a timestamp.
+    pub fn scheme_tolerance(&self, index: usize) -> Option<Duration> {
+        match self.schemes.get(index)? {
+            Scheme::Signed(x) => x.default_tolerance(),
+            Scheme::Jwt(j) => j.max_age(),
+            _ => None,
         }
     }
 
-    /// Verifies the request against every key; `tolerance` overrides the provider's window.
+    /// Headers each scheme needs, per scheme.
+    pub fn required_headers(&self) -> Vec<Vec<HeaderName>> {
+        self.schemes
+            .iter()
+            .map(|s| match s {
+                Scheme::Signed(x) => x.required_headers(),
+                Scheme::Token(t) => t.header().into_iter().cloned().collect(),
+                Scheme::Basic => vec![http::header::AUTHORIZATION],
+                Scheme::Jwt(j) => vec![j.header().clone()],
+                Scheme::None => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Short names of the schemes (`hmac-sha256`, `ed25519`, `token`, ...), for listings.
+    pub fn scheme_names(&self) -> Vec<String> {
+        self.schemes
+            .iter()
+            .map(|s| match s {
+                Scheme::Signed(x) => match x.algorithm() {
+                    Algorithm::Hmac(d) => format!("hmac-{d:?}").to_lowercase(),
+                    Algorithm::Hash(d) => format!("hash-{d:?}").to_lowercase(),
+                    Algorithm::Ed25519 => "ed25519".to_owned(),
+                    Algorithm::Ecdsa { .. } => "ecdsa-p256".to_owned(),
+                },
+                Scheme::Token(_) => "token".to_owned(),
+                Scheme::Basic => "basic".to_owned(),
+                Scheme::Jwt(_) => "jwt".to_owned(),
+                Scheme::None => "none".to_owned(),
+            })
+            .collect()
+    }
+
+    /// The signed schemes, for signing tools and tests.
+    pub fn signed_schemes(&self) -> impl Iterator<Item = &SignedScheme> {
+        self.schemes.iter().filter_map(|s| match s {
+            Scheme::Signed(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// Verifies the request: it passes if any scheme verifies it with that scheme's keys.
     pub fn verify(
         &self,
         req: &RequestView<'_>,
-        keys: &[Key],
-        tolerance: Option<Duration>,
+        keys: &ProviderKeys,
+        ctx: VerifyContext<'_>,
         now: SystemTime,
     ) -> Result<(), VerifyError> {
-        match &self.verifier {
-            Verifier::Hmac(v) => v.verify(req.headers, req.body, keys, tolerance, now),
-        }
+        self.verifying_scheme(req, keys, ctx, now).map(|_| ())
     }
 
-    /// The HMAC verifier, for signing tools and tests.
-    pub fn hmac(&self) -> Option<&hmac::HmacVerifier> {
-        match &self.verifier {
-            Verifier::Hmac(v) => Some(v),
+    /// As [`Provider::verify`], returning the index of the scheme that verified the request.
+    pub fn verifying_scheme(
+        &self,
+        req: &RequestView<'_>,
+        keys: &ProviderKeys,
+        ctx: VerifyContext<'_>,
+        now: SystemTime,
+    ) -> Result<usize, VerifyError> {
+        let mut worst: Option<VerifyError> = None;
+        for (index, (scheme, keys)) in self.schemes.iter().zip(&keys.0).enumerate() {
+            match scheme.verify(req, keys, ctx, now) {
+                Ok(()) => return Ok(index),
+                Err(e) => {
+                    if worst.is_none_or(|w| e.rank() > w.rank()) {
+                        worst = Some(e);
+                    }
+                }
+            }
         }
+        Err(worst.unwrap_or(VerifyError::SignatureInvalid))
     }
 
     /// The event id as the provider defines it, else `sha256:<hex of the body>`, so a
     /// redelivered identical request deduplicates.
     pub fn event_id(&self, req: &RequestView<'_>) -> String {
-        first_field(&self.id, req)
+        first_value(&self.id, req)
             .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(req.body))))
     }
 
     /// The event type as the provider defines it, else `unknown`.
     pub fn event_type(&self, req: &RequestView<'_>) -> String {
-        first_field(&self.event_type, req).unwrap_or_else(|| "unknown".to_owned())
+        first_value(&self.event_type, req).unwrap_or_else(|| "unknown".to_owned())
     }
 
-    /// The first handshake this request is, if any.
-    pub fn handshake(&self, req: &RequestView<'_>) -> Option<&Handshake> {
-        self.handshakes.iter().find(|h| h.matches(req))
+    /// The handshakes, in file order.
+    pub fn handshakes(&self) -> &[Handshake] {
+        &self.handshakes
+    }
+
+    /// The first handshake of the given phase this request is, if any.
+    pub fn handshake(&self, req: &RequestView<'_>, before_verify: bool) -> Option<&Handshake> {
+        self.handshakes
+            .iter()
+            .find(|h| h.before_verify == before_verify && h.matches(req))
+    }
+
+    /// The provider's own answer to accepted events, if it expects one.
+    pub fn accept(&self) -> Option<&Respond> {
+        self.accept.as_ref()
     }
 }
 
-fn first_field(fields: &[Field], req: &RequestView<'_>) -> Option<String> {
-    fields
+impl Scheme {
+    /// `Ok(None)`: the scheme takes no key (none).
+    fn decode_key(&self, secret: &Secret) -> Result<Option<Key>, String> {
+        match self {
+            Scheme::Signed(x) => x.decode_key(secret).map(Some),
+            Scheme::Jwt(j) => j.decode_key(secret).map(Some),
+            Scheme::Token(_) | Scheme::Basic => {
+                if secret.expose().is_empty() {
+                    Err("secret is empty".into())
+                } else {
+                    Ok(Some(Key::Bytes(secret.expose().as_bytes().to_vec())))
+                }
+            }
+            Scheme::None => Ok(None),
+        }
+    }
+
+    fn verify(
+        &self,
+        req: &RequestView<'_>,
+        keys: &[Key],
+        ctx: VerifyContext<'_>,
+        now: SystemTime,
+    ) -> Result<(), VerifyError> {
+        match self {
+            Scheme::Signed(x) => x.verify(req, keys, ctx.tolerance, now),
+            Scheme::Token(t) => t.verify(req, keys, ctx.token_header),
+            Scheme::Basic => token::verify_basic(req, keys),
+            Scheme::Jwt(j) => j.verify(req, keys, ctx.tolerance, now),
+            Scheme::None => Ok(()),
+        }
+    }
+}
+
+fn compile_scheme(spec: &VerifySpec) -> Result<Scheme, (String, String)> {
+    let signed = |algorithm, spec| {
+        let scheme = SignedScheme::from_spec(algorithm, spec)?;
+        if let Some(kind) = spec.canonical.filter(|k| !k.is_supported()) {
+            return Err((
+                "verify.canonical".into(),
+                format!("canonical `{kind:?}` is not supported yet"),
+            ));
+        }
+        Ok(Scheme::Signed(scheme))
+    };
+    match spec {
+        VerifySpec::Hmac(s) => signed(Algorithm::Hmac(s.algorithm), s),
+        VerifySpec::Hash(s) => signed(Algorithm::Hash(s.algorithm), s),
+        VerifySpec::Ed25519(s) => signed(Algorithm::Ed25519, s),
+        VerifySpec::Ecdsa(s) => signed(
+            Algorithm::Ecdsa {
+                der: s.signature.der,
+            },
+            s,
+        ),
+        VerifySpec::Token(t) => TokenScheme::from_spec(t).map(Scheme::Token),
+        VerifySpec::Basic {} => Ok(Scheme::Basic),
+        VerifySpec::Jwt(j) => jwt::JwtScheme::from_spec(j).map(Scheme::Jwt),
+        VerifySpec::None {} => Ok(Scheme::None),
+    }
+}
+
+fn first_value(values: &[Value], req: &RequestView<'_>) -> Option<String> {
+    values
         .iter()
-        .find_map(|f| f.get(req).filter(|v| !v.is_empty()))
+        .find_map(|v| v.get(req, None).filter(|s| !s.is_empty()))
         .map(|v| v.into_owned())
 }
 

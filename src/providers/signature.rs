@@ -4,11 +4,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use http::{HeaderMap, HeaderName};
+use http::HeaderName;
 
 use super::VerifyError;
-use super::field::header_name;
-use super::spec::{Encoding, SignatureSpec};
+use super::request::RequestView;
+use super::spec::{Encoding, SignatureFormatKind, SignatureSpec};
+use super::value::{header_name, json_pointer};
 
 /// Signatures found in a request, with the other parameters of the header.
 #[derive(Debug, Default)]
@@ -19,10 +20,72 @@ pub struct Signatures {
     pub params: Vec<(String, String)>,
 }
 
+/// Where a signature (or token) is carried.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A header; repeated headers give several values.
+    Header(HeaderName),
+    /// A string in the JSON body.
+    Json(String),
+    /// A query parameter.
+    Query(String),
+}
+
+impl Location {
+    /// Exactly one of `header`, `json`, `query`.
+    pub fn from_parts(
+        header: Option<&str>,
+        json: Option<&str>,
+        query: Option<&str>,
+    ) -> Result<Self, String> {
+        match (header, json, query) {
+            (Some(h), None, None) => header_name(h).map(Location::Header),
+            (None, Some(p), None) => json_pointer(p).map(|p| Location::Json(p.to_owned())),
+            (None, None, Some(q)) => Ok(Location::Query(q.to_owned())),
+            _ => Err("give exactly one of `header`, `json` or `query`".to_owned()),
+        }
+    }
+
+    /// Every value at this location, as text.
+    pub fn values<'a>(&self, req: &RequestView<'a>) -> Vec<std::borrow::Cow<'a, str>> {
+        use std::borrow::Cow;
+        match self {
+            Location::Header(name) => req
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(Cow::Borrowed)
+                .collect(),
+            Location::Json(pointer) => req
+                .json
+                .and_then(|j| j.pointer(pointer))
+                .and_then(|v| v.as_str())
+                .map(Cow::Borrowed)
+                .into_iter()
+                .collect(),
+            Location::Query(name) => req.query_param(name).into_iter().collect(),
+        }
+    }
+
+    /// The header, when the location is one.
+    pub fn header(&self) -> Option<&HeaderName> {
+        match self {
+            Location::Header(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// Whether reading it needs the parsed JSON body.
+    pub fn needs_json(&self) -> bool {
+        matches!(self, Location::Json(_))
+    }
+}
+
 /// A compiled signature location and syntax.
 #[derive(Debug, Clone)]
 pub struct SignatureFormat {
-    header: HeaderName,
+    location: Location,
     syntax: Syntax,
     encoding: Encoding,
 }
@@ -31,6 +94,7 @@ pub struct SignatureFormat {
 enum Syntax {
     Plain {
         prefix: String,
+        optional: bool,
     },
     Kv {
         pair_sep: String,
@@ -47,53 +111,37 @@ enum Syntax {
 impl SignatureFormat {
     /// Compiles the spec.
     pub fn from_spec(spec: &SignatureSpec) -> Result<Self, String> {
-        let (header, syntax, encoding) = match spec {
-            SignatureSpec::Plain {
-                header,
-                prefix,
-                encoding,
-            } => (
-                header,
-                Syntax::Plain {
-                    prefix: prefix.clone(),
-                },
-                *encoding,
-            ),
-            SignatureSpec::Kv {
-                header,
-                pair_sep,
-                kv_sep,
-                sig_keys,
-                encoding,
-            } => {
-                non_empty("sig_keys", sig_keys)?;
-                let syntax = Syntax::Kv {
-                    pair_sep: pair_sep.clone(),
-                    kv_sep: kv_sep.clone(),
-                    sig_keys: sig_keys.clone(),
-                };
-                (header, syntax, *encoding)
+        let location = Location::from_parts(
+            spec.header.as_deref(),
+            spec.json.as_deref(),
+            spec.query.as_deref(),
+        )?;
+        let syntax = match spec.format {
+            SignatureFormatKind::Plain => Syntax::Plain {
+                prefix: spec.prefix.clone(),
+                optional: spec.prefix_optional,
+            },
+            SignatureFormatKind::Kv => {
+                non_empty("sig_keys", &spec.sig_keys)?;
+                Syntax::Kv {
+                    pair_sep: spec.pair_sep.clone(),
+                    kv_sep: spec.kv_sep.clone(),
+                    sig_keys: spec.sig_keys.clone(),
+                }
             }
-            SignatureSpec::List {
-                header,
-                sep,
-                version_sep,
-                versions,
-                encoding,
-            } => {
-                non_empty("versions", versions)?;
-                let syntax = Syntax::List {
-                    sep: sep.clone(),
-                    version_sep: version_sep.clone(),
-                    versions: versions.clone(),
-                };
-                (header, syntax, *encoding)
+            SignatureFormatKind::List => {
+                non_empty("versions", &spec.versions)?;
+                Syntax::List {
+                    sep: spec.sep.clone(),
+                    version_sep: spec.version_sep.clone(),
+                    versions: spec.versions.clone(),
+                }
             }
         };
         Ok(Self {
-            header: header_name(header)?,
+            location,
             syntax,
-            encoding,
+            encoding: spec.encoding,
         })
     }
 
@@ -102,23 +150,21 @@ impl SignatureFormat {
         matches!(self.syntax, Syntax::Kv { .. })
     }
 
-    /// The header carrying the signature.
-    pub fn header(&self) -> &HeaderName {
-        &self.header
+    /// Where the signature is.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
-    /// Extracts the signatures. A missing header is `SignatureMissing`; a header with no
-    /// well-formed signature of an accepted version is `SignatureInvalid`.
-    pub fn parse(&self, headers: &HeaderMap) -> Result<Signatures, VerifyError> {
-        let mut found = Signatures::default();
-        let mut present = false;
-        for value in headers.get_all(&self.header) {
-            present = true;
-            let text = value.to_str().map_err(|_| VerifyError::SignatureInvalid)?;
-            self.parse_value(text, &mut found);
-        }
-        if !present {
+    /// Extracts the signatures. Absent is `SignatureMissing`; present with no well-formed
+    /// signature of an accepted version is `SignatureInvalid`.
+    pub fn parse(&self, req: &RequestView<'_>) -> Result<Signatures, VerifyError> {
+        let values = self.location.values(req);
+        if values.is_empty() {
             return Err(VerifyError::SignatureMissing);
+        }
+        let mut found = Signatures::default();
+        for text in &values {
+            self.parse_value(text, &mut found);
         }
         if found.candidates.is_empty() {
             return Err(VerifyError::SignatureInvalid);
@@ -128,9 +174,12 @@ impl SignatureFormat {
 
     fn parse_value(&self, text: &str, found: &mut Signatures) {
         match &self.syntax {
-            Syntax::Plain { prefix } => {
-                if let Some(sig) = text.trim().strip_prefix(prefix.as_str()) {
-                    self.push_decoded(sig, found);
+            Syntax::Plain { prefix, optional } => {
+                let text = text.trim();
+                match text.strip_prefix(prefix.as_str()) {
+                    Some(sig) => self.push_decoded(sig, found),
+                    None if *optional => self.push_decoded(text, found),
+                    None => {}
                 }
             }
             Syntax::Kv {
@@ -193,32 +242,38 @@ fn non_empty(field: &str, list: &[String]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderMap;
+
     use super::*;
 
-    fn headers(name: &'static str, values: &[&str]) -> HeaderMap {
+    fn spec(format: SignatureFormatKind, encoding: Encoding) -> SignatureSpec {
+        let yaml =
+            format!("{{ format: {format:?}, header: Sig, encoding: {encoding:?} }}").to_lowercase();
+        serde_yaml_ng::from_str(&yaml).unwrap()
+    }
+
+    fn headers(values: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for v in values {
-            map.append(name, v.parse().unwrap());
+            map.append("sig", v.parse().unwrap());
         }
         map
     }
 
-    fn kv() -> SignatureFormat {
-        SignatureFormat::from_spec(&SignatureSpec::Kv {
-            header: "Sig".into(),
-            pair_sep: ",".into(),
-            kv_sep: "=".into(),
-            sig_keys: vec!["v1".into()],
-            encoding: Encoding::Hex,
-        })
-        .unwrap()
+    fn parse(format: &SignatureFormat, values: &[&str]) -> Result<Signatures, VerifyError> {
+        let h = headers(values);
+        format.parse(&RequestView::post(&h, b""))
     }
 
     #[test]
     fn kv_collects_every_signature_and_keeps_other_params() {
-        let sigs = kv()
-            .parse(&headers("sig", &["t=12,v1=aa,v0=bb,v1=CC"]))
-            .unwrap();
+        let mut s = spec(SignatureFormatKind::Kv, Encoding::Hex);
+        s.sig_keys = vec!["v1".into()];
+        let sigs = parse(
+            &SignatureFormat::from_spec(&s).unwrap(),
+            &["t=12,v1=aa,v0=bb,v1=CC"],
+        )
+        .unwrap();
         assert_eq!(sigs.candidates, vec![vec![0xaa], vec![0xcc]]);
         assert_eq!(
             sigs.params,
@@ -228,40 +283,62 @@ mod tests {
 
     #[test]
     fn list_ignores_unknown_versions() {
-        let format = SignatureFormat::from_spec(&SignatureSpec::List {
-            header: "Sig".into(),
-            sep: " ".into(),
-            version_sep: ",".into(),
-            versions: vec!["v1".into()],
-            encoding: Encoding::Base64,
-        })
+        let mut s = spec(SignatureFormatKind::List, Encoding::Base64);
+        s.versions = vec!["v1".into()];
+        let sigs = parse(
+            &SignatureFormat::from_spec(&s).unwrap(),
+            &["v1a,AAAA v1,AQ== v2,Ag=="],
+        )
         .unwrap();
-        let sigs = format
-            .parse(&headers("sig", &["v1a,AAAA v1,AQ== v2,Ag=="]))
-            .unwrap();
         assert_eq!(sigs.candidates, vec![vec![1]]);
     }
 
     #[test]
-    fn plain_requires_the_prefix_and_reads_repeated_headers() {
-        let format = SignatureFormat::from_spec(&SignatureSpec::Plain {
-            header: "Sig".into(),
-            prefix: "sha256=".into(),
-            encoding: Encoding::Hex,
-        })
-        .unwrap();
+    fn plain_requires_the_prefix_unless_optional() {
+        let mut s = spec(SignatureFormatKind::Plain, Encoding::Hex);
+        s.prefix = "sha256=".into();
+        let strict = SignatureFormat::from_spec(&s).unwrap();
         assert!(matches!(
-            format.parse(&headers("sig", &["0a"])),
+            parse(&strict, &["0a"]),
             Err(VerifyError::SignatureInvalid)
         ));
-        let sigs = format
-            .parse(&headers("sig", &["sha256=0a", "sha256=0b"]))
-            .unwrap();
-        assert_eq!(sigs.candidates.len(), 2);
+        assert_eq!(
+            parse(&strict, &["sha256=0a", "sha256=0b"])
+                .unwrap()
+                .candidates
+                .len(),
+            2
+        );
         assert!(matches!(
-            format.parse(&HeaderMap::new()),
+            parse(&strict, &[]),
             Err(VerifyError::SignatureMissing)
         ));
+        s.prefix_optional = true;
+        let lenient = SignatureFormat::from_spec(&s).unwrap();
+        assert_eq!(
+            parse(&lenient, &["0a"]).unwrap().candidates,
+            vec![vec![0x0a]]
+        );
+    }
+
+    #[test]
+    fn signatures_can_live_in_the_json_body() {
+        let mut s = spec(SignatureFormatKind::Plain, Encoding::Hex);
+        s.header = None;
+        s.json = Some("/signature/signature".into());
+        let format = SignatureFormat::from_spec(&s).unwrap();
+        let json = serde_json::json!({"signature": {"signature": "0a0b"}});
+        let h = HeaderMap::new();
+        let sigs = format
+            .parse(&RequestView::post(&h, b"").with_json(Some(&json)))
+            .unwrap();
+        assert_eq!(sigs.candidates, vec![vec![0x0a, 0x0b]]);
+        s.query = Some("sig".into());
+        assert!(
+            SignatureFormat::from_spec(&s)
+                .unwrap_err()
+                .contains("exactly one")
+        );
     }
 
     #[test]

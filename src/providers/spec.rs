@@ -1,5 +1,6 @@
 //! The shape of `providers/*.yaml`: declarative verification, identity and handshakes.
-//! Plain data; [`super::Provider::from_spec`] checks it and compiles it.
+//! Plain data; [`super::Provider::from_spec`] checks it and compiles it. The format is documented
+//! in `docs/provider-format.md`.
 
 use std::collections::BTreeMap;
 
@@ -14,39 +15,80 @@ pub struct ProviderSpec {
     /// Link to the provider's documentation of its signature scheme.
     #[serde(default)]
     pub docs: Option<String>,
-    /// How requests are authenticated.
-    pub verify: VerifySpec,
-    /// Where the event id is, first match wins; none found → digest of the request.
+    /// Scheme family of the catalog (A–H), informational.
     #[serde(default)]
-    pub id: OneOrMany,
-    /// Where the event type is, first match wins; none found → `unknown`.
+    pub family: Option<String>,
+    /// Other names the provider is known by.
     #[serde(default)]
-    pub event_type: OneOrMany,
+    pub aliases: Vec<String>,
+    /// How requests are authenticated: one scheme, or alternatives (any verifies).
+    pub verify: OneOrMany<VerifySpec>,
+    /// Where the event id is, first non-empty wins; none → digest of the body.
+    #[serde(default)]
+    pub id: OneOrMany<String>,
+    /// Where the event type is, first non-empty wins; none → `unknown`.
+    #[serde(default)]
+    pub event_type: OneOrMany<String>,
     /// Requests answered by hookgate itself and never published.
     #[serde(default)]
     pub handshakes: Vec<HandshakeSpec>,
+    /// The answer to an accepted event, when the provider expects something else than 202 JSON.
+    #[serde(default)]
+    pub accept: Option<RespondSpec>,
 }
 
-/// A single string or a list of strings.
-#[derive(Debug, Default, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    /// Nothing given.
-    #[default]
-    None,
-    /// One entry.
-    One(String),
-    /// Several entries, tried in order.
-    Many(Vec<String>),
+/// A single item or a list.
+#[derive(Debug)]
+pub enum OneOrMany<T> {
+    /// One item.
+    One(T),
+    /// Several items, in order.
+    Many(Vec<T>),
 }
 
-impl OneOrMany {
-    /// The entries in order.
-    pub fn to_vec(&self) -> Vec<String> {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    /// Hand-written rather than `untagged`, so that an error inside the item (an unknown scheme
+    /// type, a misspelt key) is reported as such instead of "did not match any variant".
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer, StrDeserializer};
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("one item or a list of items")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(seq)).map(OneOrMany::Many)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(OneOrMany::One)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                T::deserialize(StrDeserializer::<E>::new(v)).map(OneOrMany::One)
+            }
+        }
+        d.deserialize_any(Visitor(std::marker::PhantomData))
+    }
+}
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany::Many(Vec::new())
+    }
+}
+
+impl<T> OneOrMany<T> {
+    /// The items in order.
+    pub fn as_slice(&self) -> &[T] {
         match self {
-            OneOrMany::None => Vec::new(),
-            OneOrMany::One(s) => vec![s.clone()],
-            OneOrMany::Many(v) => v.clone(),
+            OneOrMany::One(item) => std::slice::from_ref(item),
+            OneOrMany::Many(items) => items,
         }
     }
 }
@@ -55,55 +97,87 @@ impl OneOrMany {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum VerifySpec {
-    /// An HMAC over a template of request parts.
-    Hmac(HmacSpec),
+    /// HMAC over signed content.
+    Hmac(SignedSpec),
+    /// A plain digest over signed content that includes `{secret}` (HubSpot v1/v2).
+    Hash(SignedSpec),
+    /// Ed25519 signature; the secret is the public key.
+    Ed25519(SignedSpec),
+    /// ECDSA P-256/SHA-256 signature; the secret is the public key.
+    Ecdsa(SignedSpec),
+    /// A shared token compared with the secret.
+    Token(TokenSpec),
+    /// HTTP Basic credentials compared with `user:password` secrets.
+    Basic {},
+    /// A compact JWS/JWT.
+    Jwt(JwtSpec),
+    /// No authentication at all; `hookgate check` warns.
+    None {},
 }
 
-/// HMAC verification.
+/// A signature over content built from the request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HmacSpec {
-    /// Hash function of the HMAC.
+pub struct SignedSpec {
+    /// Digest: `sha1`, `sha256`, `sha512` (hmac, hash).
     #[serde(default)]
-    pub algorithm: HmacAlgorithm,
-    /// How a configured secret becomes key bytes.
+    pub algorithm: DigestAlgorithm,
+    /// How a configured secret becomes key material.
     #[serde(default)]
     pub key: KeySpec,
     /// Where the signature is and how to parse it.
     pub signature: SignatureSpec,
-    /// The signed bytes: `{body}`, `{header.NAME}`, `{sig.NAME}` and literal text.
-    pub signed_content: String,
+    /// The signed bytes as a template; exclusive with `canonical`.
+    #[serde(default)]
+    pub signed_content: Option<String>,
+    /// A named canonicaliser for what no template can say.
+    #[serde(default)]
+    pub canonical: Option<Canonical>,
     /// Replay window, for schemes that sign a timestamp.
     #[serde(default)]
     pub timestamp: Option<TimestampSpec>,
 }
 
-/// Hash functions for HMAC.
+/// Digest functions.
 #[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum HmacAlgorithm {
-    /// HMAC-SHA256.
+pub enum DigestAlgorithm {
+    /// SHA-256.
     #[default]
     Sha256,
-    /// HMAC-SHA1 (legacy providers).
+    /// SHA-1 (legacy providers).
     Sha1,
-    /// HMAC-SHA512.
+    /// SHA-512.
     Sha512,
+}
+
+/// Named canonicalisers.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Canonical {
+    /// Twilio: URL + sorted form parameters; JSON bodies via `bodySHA256`.
+    Twilio,
+    /// HubSpot v3: method + decoded URI + body + timestamp.
+    HubspotV3,
+    /// Contentful: method, path, signed headers and body, newline-separated.
+    Contentful,
+    /// AWS SNS string-to-sign.
+    AwsSns,
 }
 
 /// Secret decoding.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeySpec {
-    /// How the text (after prefix stripping) becomes bytes.
-    #[serde(default)]
+    /// How the text (after prefix stripping) becomes key material.
+    #[serde(default, alias = "format")]
     pub decode: KeyDecode,
     /// Prefixes removed before decoding, first match only (e.g. `whsec_`).
     #[serde(default)]
     pub strip_prefix: Vec<String>,
 }
 
-/// Key text encodings.
+/// Key encodings.
 #[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyDecode {
@@ -116,6 +190,12 @@ pub enum KeyDecode {
     Base64,
     /// URL-safe base64 without padding.
     Base64url,
+    /// Base64 of a DER SubjectPublicKeyInfo.
+    SpkiBase64,
+    /// PEM public key.
+    Pem,
+    /// A JSON Web Key.
+    Jwk,
 }
 
 /// Binary-to-text encodings of signatures.
@@ -130,66 +210,78 @@ pub enum Encoding {
     Base64url,
 }
 
-/// Signature location and syntax, selected by `format:`.
+/// Signature location and syntax.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "format", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SignatureSpec {
-    /// One value, optionally behind a prefix: `sha256=<hex>`.
-    Plain {
-        /// Header carrying the signature.
-        header: String,
-        /// Required prefix, e.g. `sha256=`.
-        #[serde(default)]
-        prefix: String,
-        /// Signature encoding.
-        encoding: Encoding,
-    },
-    /// `key=value` pairs: `t=123,v1=abc,v1=def`.
-    Kv {
-        /// Header carrying the signature.
-        header: String,
-        /// Separator between pairs.
-        #[serde(default = "comma")]
-        pair_sep: String,
-        /// Separator between key and value.
-        #[serde(default = "equals")]
-        kv_sep: String,
-        /// Keys whose values are signatures; the others become `{sig.NAME}` parameters.
-        sig_keys: Vec<String>,
-        /// Signature encoding.
-        encoding: Encoding,
-    },
-    /// A list of `version,signature` entries: `v1,abc v1,def`.
-    List {
-        /// Header carrying the signatures.
-        header: String,
-        /// Separator between entries.
-        #[serde(default = "space")]
-        sep: String,
-        /// Separator between version and signature.
-        #[serde(default = "comma")]
-        version_sep: String,
-        /// Versions this scheme verifies; entries with other versions are ignored.
-        versions: Vec<String>,
-        /// Signature encoding.
-        encoding: Encoding,
-    },
+#[serde(deny_unknown_fields)]
+pub struct SignatureSpec {
+    /// `plain`, `kv` or `list`.
+    pub format: SignatureFormatKind,
+    /// Header carrying the signature.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// JSON pointer to the signature in the body.
+    #[serde(default)]
+    pub json: Option<String>,
+    /// Query parameter carrying the signature.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Signature encoding.
+    pub encoding: Encoding,
+    /// `plain`: required prefix, e.g. `sha256=`.
+    #[serde(default)]
+    pub prefix: String,
+    /// `plain`: accept the value with or without the prefix.
+    #[serde(default)]
+    pub prefix_optional: bool,
+    /// `kv`: separator between pairs.
+    #[serde(default = "comma")]
+    pub pair_sep: String,
+    /// `kv`: separator between key and value.
+    #[serde(default = "equals")]
+    pub kv_sep: String,
+    /// `kv`: keys whose values are signatures.
+    #[serde(default)]
+    pub sig_keys: Vec<String>,
+    /// `list`: separator between entries.
+    #[serde(default = "space")]
+    pub sep: String,
+    /// `list`: separator between version and signature.
+    #[serde(default = "comma")]
+    pub version_sep: String,
+    /// `list`: versions this scheme verifies.
+    #[serde(default)]
+    pub versions: Vec<String>,
+    /// `ecdsa`: the signature is ASN.1 DER (else raw `r‖s`).
+    #[serde(default)]
+    pub der: bool,
+}
+
+/// Signature syntaxes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureFormatKind {
+    /// One value, optionally behind a prefix.
+    Plain,
+    /// `key=value` pairs.
+    Kv,
+    /// `version,signature` entries.
+    List,
 }
 
 /// A signed timestamp and the window it must fall in.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimestampSpec {
-    /// `header.NAME` or `sig.NAME`.
+    /// `header.NAME`, `sig.NAME` or `json:/pointer`.
     pub from: String,
-    /// Unit of the number.
+    /// Unit of the value.
     #[serde(default)]
     pub unit: TimestampUnit,
     /// Largest accepted distance from now, in both directions.
     pub tolerance: HumanDuration,
 }
 
-/// Units of a numeric timestamp.
+/// Units of a timestamp.
 #[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum TimestampUnit {
@@ -198,6 +290,61 @@ pub enum TimestampUnit {
     S,
     /// Milliseconds since the Unix epoch.
     Ms,
+    /// RFC 3339 date-time.
+    Rfc3339,
+}
+
+/// A shared token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// Header carrying the token (a source's `token_header` overrides it).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Query parameter carrying the token.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// JSON pointer to the token in the body.
+    #[serde(default)]
+    pub json: Option<String>,
+    /// Required prefix before the token, e.g. `Bearer `.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// A JWS/JWT scheme.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSpec {
+    /// Header carrying the token.
+    pub header: String,
+    /// Required prefix before the token, e.g. `Bearer `.
+    #[serde(default)]
+    pub prefix: String,
+    /// Accepted `alg` values; the token's must be listed and match the key's type.
+    pub algorithms: Vec<String>,
+    /// Key form of the secrets.
+    #[serde(default)]
+    pub key: KeySpec,
+    /// Claims that must equal these strings.
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    /// A claim holding the SHA-256 of the raw body.
+    #[serde(default)]
+    pub body_hash: Option<BodyHashSpec>,
+    /// `iat` must be within this of now.
+    #[serde(default)]
+    pub max_age: Option<HumanDuration>,
+}
+
+/// Where a JWT carries the body digest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyHashSpec {
+    /// Claim name.
+    pub claim: String,
+    /// Encoding of the digest.
+    pub encoding: Encoding,
 }
 
 /// A handshake: a request matcher and the exact answer the provider expects.
@@ -206,9 +353,18 @@ pub enum TimestampUnit {
 pub struct HandshakeSpec {
     /// Name used in logs and metrics.
     pub name: String,
+    /// Answer before signature verification (unsigned handshakes such as GET challenges).
+    #[serde(default)]
+    pub before_verify: bool,
     /// All conditions must hold.
     #[serde(rename = "match")]
     pub matcher: MatchSpec,
+    /// A value that must equal the source's `verify_token` (else 403).
+    #[serde(default)]
+    pub check_verify_token: Option<String>,
+    /// A value stored as the source's secret (Asana, Notion).
+    #[serde(default)]
+    pub capture_secret: Option<String>,
     /// The answer.
     pub respond: RespondSpec,
 }
@@ -217,15 +373,30 @@ pub struct HandshakeSpec {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchSpec {
-    /// JSON pointer → required string value.
+    /// HTTP method.
     #[serde(default)]
-    pub json_equals: BTreeMap<String, String>,
+    pub method: Option<String>,
+    /// Query parameters that must be present.
+    #[serde(default)]
+    pub query_present: Vec<String>,
+    /// Query parameter → required value.
+    #[serde(default)]
+    pub query_equals: BTreeMap<String, String>,
+    /// Headers that must be present.
+    #[serde(default)]
+    pub header_present: Vec<String>,
     /// Header name → required value.
     #[serde(default)]
     pub header_equals: BTreeMap<String, String>,
+    /// JSON pointer → required string value.
+    #[serde(default)]
+    pub json_equals: BTreeMap<String, serde_json::Value>,
+    /// JSON pointers that must be present.
+    #[serde(default)]
+    pub json_present: Vec<String>,
 }
 
-/// A handshake answer.
+/// An answer hookgate gives itself.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RespondSpec {
@@ -235,8 +406,15 @@ pub struct RespondSpec {
     /// `Content-Type` of the answer.
     #[serde(default = "text_plain")]
     pub content_type: String,
-    /// Body: `json:/pointer`, `header:NAME` or `literal:TEXT`.
-    pub body: String,
+    /// Body: a value (`json:/p`, `query:N`, `header:N`, `literal:T`, template).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Body: a JSON object of values.
+    #[serde(default)]
+    pub json_object: Option<BTreeMap<String, String>>,
+    /// Extra response headers, as values.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 fn comma() -> String {
@@ -256,5 +434,5 @@ const fn ok() -> u16 {
 }
 
 fn text_plain() -> String {
-    "text/plain; charset=utf-8".to_owned()
+    "text/plain".to_owned()
 }

@@ -242,10 +242,7 @@ fn negatives(
     file_wrong_secret: Option<&str>,
 ) -> Result<(), String> {
     let right = keys(provider, secrets)?;
-    let signs_body = !provider
-        .scheme_names()
-        .iter()
-        .any(|s| matches!(s.as_str(), "token" | "basic" | "none"));
+    let signs_body = provider.signs_body();
     if signs_body && !request.body.is_empty() {
         let mut tampered = Request {
             body: request.body.clone(),

@@ -20,7 +20,10 @@ impl Canonical {
 
     /// Whether this canonicaliser is implemented.
     pub fn is_supported(&self) -> bool {
-        matches!(self, Canonical::Twilio | Canonical::HubspotV3)
+        matches!(
+            self,
+            Canonical::Twilio | Canonical::HubspotV3 | Canonical::Contentful
+        )
     }
 }
 
@@ -28,6 +31,12 @@ impl Canonical {
 pub fn required_headers(kind: &Option<Canonical>) -> Vec<HeaderName> {
     match kind {
         Some(Canonical::HubspotV3) => vec![HeaderName::from_static(HUBSPOT_TIMESTAMP)],
+        Some(Canonical::Contentful) => {
+            vec![
+                HeaderName::from_static(CONTENTFUL_SIGNED_HEADERS),
+                HeaderName::from_static(CONTENTFUL_TIMESTAMP),
+            ]
+        }
         _ => Vec::new(),
     }
 }
@@ -37,15 +46,17 @@ pub fn build(kind: Canonical, req: &RequestView<'_>) -> Result<Vec<Vec<u8>>, Ver
     match kind {
         Canonical::Twilio => twilio(req),
         Canonical::HubspotV3 => hubspot_v3(req),
-        Canonical::Contentful | Canonical::AwsSns => Err(VerifyError::SignatureInvalid),
+        Canonical::Contentful => contentful(req),
+        Canonical::AwsSns => Err(VerifyError::SignatureInvalid),
     }
 }
 
 /// Twilio (https://www.twilio.com/docs/usage/security#validating-requests): the full URL the
-/// webhook was configured with (query included); for form bodies, followed by every POST
-/// parameter name and value, sorted by name (then value). JSON bodies are signed over the URL
-/// alone, which carries `bodySHA256` = hex SHA-256 of the body. Twilio's SDKs also accept the
-/// URL with the default port added or removed, since Twilio may sign either.
+/// webhook was configured with (query included); for form bodies, followed by each parameter
+/// name in sorted order with each of its distinct values in sorted order. Other bodies are
+/// signed over the URL alone, which then carries `bodySHA256` = hex SHA-256 of the body. As in
+/// Twilio's SDKs (twilio-python `RequestValidator`), the URL is tried without its port and with
+/// one (its own, else the scheme's default), since Twilio may sign either.
 fn twilio(req: &RequestView<'_>) -> Result<Vec<Vec<u8>>, VerifyError> {
     let url = req.signed_url().ok_or(VerifyError::SignatureMissing)?;
     let variants = port_variants(&url);
@@ -57,49 +68,70 @@ fn twilio(req: &RequestView<'_>) -> Result<Vec<Vec<u8>>, VerifyError> {
         )) {
             return Err(VerifyError::SignatureInvalid);
         }
-        return Ok(variants.into_iter().map(String::into_bytes).collect());
     }
-    let mut params: Vec<(String, String)> = form_urlencoded::parse(req.body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    params.sort();
-    let suffix: String = params
-        .iter()
-        .flat_map(|(k, v)| [k.as_str(), v.as_str()])
-        .collect();
+    let is_form = req
+        .header(http::header::CONTENT_TYPE.as_str())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    let suffix = if is_form {
+        twilio_params(req.body)
+    } else {
+        String::new()
+    };
     Ok(variants
         .into_iter()
         .map(|u| format!("{u}{suffix}").into_bytes())
         .collect())
 }
 
-/// The URL as given, plus the same URL with its scheme's default port toggled.
+/// Form parameters as Twilio signs them: names sorted, each name's distinct values sorted.
+fn twilio_params(body: &[u8]) -> String {
+    let mut params: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for (name, value) in form_urlencoded::parse(body) {
+        params
+            .entry(name.into_owned())
+            .or_default()
+            .insert(value.into_owned());
+    }
+    params
+        .iter()
+        .flat_map(|(name, values)| values.iter().map(move |v| format!("{name}{v}")))
+        .collect()
+}
+
+/// The URL without an explicit port, and with one (its own, else the scheme's default).
 fn port_variants(url: &str) -> Vec<String> {
-    let mut variants = vec![url.to_owned()];
     let Some((scheme, rest)) = url.split_once("://") else {
-        return variants;
+        return vec![url.to_owned()];
     };
     let default_port = match scheme {
         "https" => "443",
         "http" => "80",
-        _ => return variants,
+        _ => return vec![url.to_owned()],
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
     let (userinfo, hostport) = match authority.rsplit_once('@') {
         Some((u, h)) => (format!("{u}@"), h),
         None => (String::new(), authority),
     };
-    let toggled = match hostport.rsplit_once(':') {
-        Some((host, port)) if port == default_port => host.to_owned(),
-        // Another explicit port: Twilio signs it as configured, no variant.
-        Some((_, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-            return variants;
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (host, port)
         }
-        _ => format!("{hostport}:{default_port}"),
+        _ => (hostport, default_port),
     };
-    variants.push(format!("{scheme}://{userinfo}{toggled}{path}"));
-    variants
+    let without = format!("{scheme}://{userinfo}{host}{path}");
+    let with = format!("{scheme}://{userinfo}{host}:{port}{path}");
+    if url == with {
+        vec![with, without]
+    } else {
+        vec![without, with]
+    }
 }
 
 const HUBSPOT_TIMESTAMP: &str = "x-hubspot-request-timestamp";
@@ -156,27 +188,136 @@ fn hubspot_decode(uri: &str) -> String {
     out
 }
 
+const CONTENTFUL_SIGNED_HEADERS: &str = "x-contentful-signed-headers";
+const CONTENTFUL_TIMESTAMP: &str = "x-contentful-timestamp";
+
+/// Contentful (https://www.contentful.com/developers/docs/webhooks/request-verification/, which
+/// defers to `verifyRequest` of @contentful/node-apps-toolkit, src/requests/*.ts):
+/// `METHOD\nPATH\nHEADERS\nBODY`. PATH is the path and query the provider called, normalised as
+/// the toolkit does (see [`contentful_path`]). HEADERS are the headers named in
+/// `x-contentful-signed-headers` that the request carries, values trimmed, with the timestamp as
+/// an integer and the signed-headers list recomputed sorted; `name:value` sorted by name, joined
+/// with `;`.
+fn contentful(req: &RequestView<'_>) -> Result<Vec<Vec<u8>>, VerifyError> {
+    let url = req.signed_url().ok_or(VerifyError::SignatureMissing)?;
+    let path_and_query = url.split_once("://").map_or(&*url, |(_, rest)| {
+        rest.find('/').map_or("/", |i| &rest[i..])
+    });
+    let listed = req
+        .header(CONTENTFUL_SIGNED_HEADERS)
+        .ok_or(VerifyError::SignatureMissing)?;
+    let timestamp = req
+        .header(CONTENTFUL_TIMESTAMP)
+        .ok_or(VerifyError::SignatureMissing)?;
+    let digits: String = timestamp
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let mut entries: std::collections::BTreeMap<String, String> = listed
+        .split(',')
+        .filter(|name| *name == name.to_ascii_lowercase())
+        .filter_map(|name| Some((name.to_owned(), req.header(name)?.trim().to_owned())))
+        .collect();
+    entries.insert(CONTENTFUL_TIMESTAMP.to_owned(), digits);
+    entries.insert(CONTENTFUL_SIGNED_HEADERS.to_owned(), String::new());
+    let names: Vec<&str> = entries.keys().map(String::as_str).collect();
+    let signed_list = names.join(",");
+    entries.insert(CONTENTFUL_SIGNED_HEADERS.to_owned(), signed_list);
+    let headers: Vec<String> = entries.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    let mut content = format!(
+        "{}\n{}\n{}\n",
+        req.method,
+        contentful_path(path_and_query),
+        headers.join(";")
+    )
+    .into_bytes();
+    content.extend_from_slice(req.body);
+    Ok(vec![content])
+}
+
+/// `encodeURI(P)`, or `encodeURI(P + "?" + querystring.escape(Q))` when there is a query: the
+/// toolkit escapes the query and then encodes the whole, so the query ends up encoded twice.
+fn contentful_path(path_and_query: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    // encodeURIComponent keeps A-Z a-z 0-9 - _ . ! ~ * ' ( ).
+    const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'!')
+        .remove(b'~')
+        .remove(b'*')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')');
+    // encodeURI also keeps ; , / ? : @ & = + $ #.
+    const URI: &AsciiSet = &COMPONENT
+        .remove(b';')
+        .remove(b',')
+        .remove(b'/')
+        .remove(b'?')
+        .remove(b':')
+        .remove(b'@')
+        .remove(b'&')
+        .remove(b'=')
+        .remove(b'+')
+        .remove(b'$')
+        .remove(b'#');
+    let mut parts = path_and_query.split('?');
+    let path = parts.next().unwrap_or_default();
+    match parts.next().filter(|q| !q.is_empty()) {
+        None => utf8_percent_encode(path, URI).to_string(),
+        Some(query) => {
+            let escaped = utf8_percent_encode(query, COMPONENT).to_string();
+            utf8_percent_encode(&format!("{path}?{escaped}"), URI).to_string()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn port_variants_toggle_the_default_port() {
+    fn port_variants_try_with_and_without_the_port() {
+        let cases: [(&str, [&str; 2]); 4] = [
+            (
+                "https://a.example/x?y=1",
+                ["https://a.example/x?y=1", "https://a.example:443/x?y=1"],
+            ),
+            (
+                "https://a.example:443/x",
+                ["https://a.example:443/x", "https://a.example/x"],
+            ),
+            (
+                "http://u:p@a.example/x",
+                ["http://u:p@a.example/x", "http://u:p@a.example:80/x"],
+            ),
+            (
+                "https://a.example:8443/x",
+                ["https://a.example:8443/x", "https://a.example/x"],
+            ),
+        ];
+        for (url, variants) in cases {
+            assert_eq!(port_variants(url), variants, "{url}");
+        }
+    }
+
+    #[test]
+    fn twilio_params_sort_names_and_distinct_values() {
         assert_eq!(
-            port_variants("https://a.example/x?y=1"),
-            ["https://a.example/x?y=1", "https://a.example:443/x?y=1"]
+            twilio_params(b"To=%2B1&From=a&To=%2B0&To=%2B1"),
+            "FromaTo+0To+1"
         );
+    }
+
+    #[test]
+    fn contentful_paths_encode_the_query_twice() {
+        assert_eq!(contentful_path("/hooks/c"), "/hooks/c");
         assert_eq!(
-            port_variants("https://a.example:443/x"),
-            ["https://a.example:443/x", "https://a.example/x"]
-        );
-        assert_eq!(
-            port_variants("http://u:p@a.example/x"),
-            ["http://u:p@a.example/x", "http://u:p@a.example:80/x"]
-        );
-        assert_eq!(
-            port_variants("https://a.example:8443/x"),
-            ["https://a.example:8443/x"]
+            contentful_path("/hooks/c?space=a&note=a%20b"),
+            "/hooks/c?space%253Da%2526note%253Da%252520b"
         );
     }
 

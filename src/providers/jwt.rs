@@ -101,6 +101,11 @@ impl JwtScheme {
         &self.header
     }
 
+    /// Whether the token carries a digest of the body.
+    pub fn signs_body(&self) -> bool {
+        self.body_hash.is_some()
+    }
+
     /// The replay window on `iat`, if any.
     pub fn max_age(&self) -> Option<Duration> {
         self.max_age

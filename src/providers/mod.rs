@@ -218,6 +218,15 @@ impl Provider {
         self.schemes.iter().all(|s| matches!(s, Scheme::None))
     }
 
+    /// Whether every scheme authenticates the body (or fields of it): a changed body then fails.
+    pub fn signs_body(&self) -> bool {
+        self.schemes.iter().all(|s| match s {
+            Scheme::Signed(_) => true,
+            Scheme::Jwt(j) => j.signs_body(),
+            Scheme::Token(_) | Scheme::Basic | Scheme::None => false,
+        })
+    }
+
     /// Whether a source of this provider needs secrets at all.
     pub fn needs_secrets(&self) -> bool {
         !self.is_unauthenticated()

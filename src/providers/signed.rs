@@ -123,6 +123,7 @@ impl SignedScheme {
     /// Whether verification reads the parsed JSON body.
     pub fn needs_json(&self) -> bool {
         self.signature.location().needs_json()
+            || self.timestamp.as_ref().is_some_and(Timestamp::needs_json)
             || matches!(&self.content, Content::Template(t) if t.needs_json())
             || matches!(self.content, Content::Canonical(Canonical::AwsSns))
     }

@@ -58,6 +58,11 @@ impl Timestamp {
         }
     }
 
+    /// Whether the timestamp is read from the JSON body.
+    pub fn needs_json(&self) -> bool {
+        matches!(self.source, Source::Json(_))
+    }
+
     /// Checks that the signed time is within `tolerance` of `now`, in both directions.
     pub fn check(
         &self,

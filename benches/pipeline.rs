@@ -42,27 +42,16 @@ fn payload(size: usize) -> Vec<u8> {
 fn verification(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("providers");
     let now = SystemTime::now();
-    let t = now
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
+    let t = now.duration_since(UNIX_EPOCH).unwrap().as_secs().to_string();
     let mut group = c.benchmark_group("verify");
     for size in [1024, 64 * 1024] {
         let body = payload(size);
         group.throughput(Throughput::Bytes(size as u64));
 
         let github = Provider::load(&dir, "github").unwrap();
-        let keys = github
-            .decode_secrets(&[config::secret::Secret::new("s3cret")])
-            .unwrap();
+        let keys = github.decode_secrets(&[config::secret::Secret::new("s3cret")]).unwrap();
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-hub-signature-256",
-            format!("sha256={}", hex_hmac(b"s3cret", &[&body]))
-                .parse()
-                .unwrap(),
-        );
+        headers.insert("x-hub-signature-256", format!("sha256={}", hex_hmac(b"s3cret", &[&body])).parse().unwrap());
         group.bench_function(format!("github/{size}B"), |b| {
             b.iter(|| {
                 let view = RequestView::post(&headers, &body);
@@ -71,15 +60,10 @@ fn verification(c: &mut Criterion) {
         });
 
         let stripe = Provider::load(&dir, "stripe").unwrap();
-        let keys = stripe
-            .decode_secrets(&[config::secret::Secret::new("whsec_x")])
-            .unwrap();
+        let keys = stripe.decode_secrets(&[config::secret::Secret::new("whsec_x")]).unwrap();
         let mut headers = HeaderMap::new();
         let sig = hex_hmac(b"whsec_x", &[t.as_bytes(), b".", &body]);
-        headers.insert(
-            "stripe-signature",
-            format!("t={t},v1={sig}").parse().unwrap(),
-        );
+        headers.insert("stripe-signature", format!("t={t},v1={sig}").parse().unwrap());
         group.bench_function(format!("stripe/{size}B"), |b| {
             b.iter(|| {
                 let view = RequestView::post(&headers, &body);
@@ -108,12 +92,8 @@ fn whole_request(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let yaml = "broker: { url: 'amqp://unused' }\nsources:\n  - { name: gh, provider: github, secrets: [s3cret] }\n";
     let config = config::load_str(yaml, &root.join("bench.yaml"), &ProcessEnv).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let app =
-        runtime.block_on(async { hookgate::app(AppState::new(&config, Arc::new(InstantBroker))) });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let app = runtime.block_on(async { hookgate::app(AppState::new(&config, Arc::new(InstantBroker))) });
     let body = bytes::Bytes::from(payload(1024));
     let sig = format!("sha256={}", hex_hmac(b"s3cret", &[&body]));
     let mut n = 0u64;

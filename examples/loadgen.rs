@@ -14,9 +14,7 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use lapin::options::{
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use sha2::Sha256;
@@ -33,32 +31,18 @@ async fn main() {
     let concurrency: u64 = concurrency.parse().unwrap();
     let size: usize = size.parse().unwrap();
 
-    let amqp = std::env::var("HOOKGATE_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let connection = Connection::connect(&amqp, ConnectionProperties::default())
-        .await
-        .unwrap();
+    let amqp = std::env::var("HOOKGATE_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let connection = Connection::connect(&amqp, ConnectionProperties::default()).await.unwrap();
     let channel = connection.create_channel().await.unwrap();
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
     channel
-        .exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
+        .exchange_declare(exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
         .await
         .unwrap();
     let mut args = FieldTable::default();
     args.insert("x-max-length".into(), AMQPValue::LongLongInt(10_000));
     let queue = "hookgate-bench";
-    channel
-        .queue_declare(queue.into(), QueueDeclareOptions::default(), args)
-        .await
-        .unwrap();
+    channel.queue_declare(queue.into(), QueueDeclareOptions::default(), args).await.unwrap();
     channel
         .queue_bind(
             queue.into(),
@@ -84,14 +68,8 @@ async fn main() {
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, next, url, signature, body, run) = (
-                client.clone(),
-                next.clone(),
-                url.clone(),
-                signature.clone(),
-                body.clone(),
-                run.clone(),
-            );
+            let (client, next, url, signature, body, run) =
+                (client.clone(), next.clone(), url.clone(), signature.clone(), body.clone(), run.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut statuses = BTreeMap::new();
@@ -143,7 +121,5 @@ async fn main() {
         pct(0.99).as_secs_f64() * 1e3,
         latencies.last().unwrap().as_secs_f64() * 1e3,
     );
-    let _ = channel
-        .queue_delete(queue.into(), QueueDeleteOptions::default())
-        .await;
+    let _ = channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await;
 }

@@ -20,10 +20,7 @@ struct AdminState {
 /// The admin router.
 pub fn admin_app(metrics: PrometheusHandle, publisher: Arc<dyn Publisher>) -> Router {
     Router::new()
-        .route(
-            "/metrics",
-            get(|State(s): State<AdminState>| async move { s.metrics.render() }),
-        )
+        .route("/metrics", get(|State(s): State<AdminState>| async move { s.metrics.render() }))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
@@ -53,19 +50,10 @@ mod tests {
         let publisher = Arc::new(FakePublisher::default());
         let app = admin_app(crate::telemetry::metrics::install(), publisher.clone());
         let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
-        assert_eq!(
-            app.clone().oneshot(get("/readyz")).await.unwrap().status(),
-            200
-        );
+        assert_eq!(app.clone().oneshot(get("/readyz")).await.unwrap().status(), 200);
         *publisher.failure.lock().unwrap() = Some(|| PublishError::Unavailable("down".into()));
-        assert_eq!(
-            app.clone().oneshot(get("/readyz")).await.unwrap().status(),
-            503
-        );
-        assert_eq!(
-            app.clone().oneshot(get("/healthz")).await.unwrap().status(),
-            200
-        );
+        assert_eq!(app.clone().oneshot(get("/readyz")).await.unwrap().status(), 503);
+        assert_eq!(app.clone().oneshot(get("/healthz")).await.unwrap().status(), 200);
         assert_eq!(app.oneshot(get("/metrics")).await.unwrap().status(), 200);
     }
 }

@@ -20,6 +20,7 @@ use tracing::Level;
 use crate::config::{Config, Limits};
 use crate::dedup::{DedupStore, MemoryStore};
 use crate::error::Rejection;
+use crate::fetch::Fetcher;
 use crate::ingest::{IngestState, ingest};
 use crate::layers::{dedup, handshake, observe, rate_limit, schema, source, verify};
 use crate::sink::Publisher;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub routing_key: Arc<str>,
     /// Request bounds.
     pub limits: Limits,
+    /// Outbound HTTPS for keys and subscription confirmations.
+    pub fetcher: Arc<Fetcher>,
 }
 
 impl AppState {
@@ -50,6 +53,7 @@ impl AppState {
             publisher,
             routing_key: Arc::from(config.broker.routing_key.as_str()),
             limits: config.limits,
+            fetcher: Fetcher::new(),
         }
     }
 }
@@ -58,18 +62,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Signature headers are secrets-adjacent: never log them.
 fn sensitive_headers() -> Vec<HeaderName> {
-    [
-        "x-hub-signature-256",
-        "x-hub-signature",
-        "stripe-signature",
-        "x-slack-signature",
-        "webhook-signature",
-        "cookie",
-    ]
-    .into_iter()
-    .map(HeaderName::from_static)
-    .chain([AUTHORIZATION])
-    .collect()
+    ["x-hub-signature-256", "x-hub-signature", "stripe-signature", "x-slack-signature", "webhook-signature", "cookie"]
+        .into_iter()
+        .map(HeaderName::from_static)
+        .chain([AUTHORIZATION])
+        .collect()
 }
 
 /// The public router: `POST /hooks/{source}` and `GET /healthz`.
@@ -82,24 +79,18 @@ pub fn app(state: AppState) -> Router {
     let webhook = ServiceBuilder::new()
         .layer(from_fn_with_state(state.sources.clone(), observe::observe))
         // Inside `observe` so timeouts are counted; covers body read and broker confirm.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            state.limits.request_timeout,
-        ))
-        .layer(from_fn_with_state(
-            state.sources.clone(),
-            source::resolve_source,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.limits.request_timeout))
+        .layer(from_fn_with_state(state.sources.clone(), source::resolve_source))
         .layer(from_fn(rate_limit::rate_limit))
         .layer(from_fn(handshake::before_verify))
-        .layer(from_fn(verify::verify))
-        .layer(from_fn(handshake::after_verify))
+        .layer(from_fn_with_state(state.fetcher.clone(), verify::verify))
+        .layer(from_fn_with_state(state.fetcher.clone(), handshake::after_verify))
         .layer(from_fn_with_state(state.dedup.clone(), dedup::dedup))
         .layer(from_fn(schema::validate_schema))
-        .service(axum::routing::post(ingest).with_state(IngestState {
-            publisher: state.publisher.clone(),
-            routing_key: state.routing_key.clone(),
-        }));
+        .service(
+            axum::routing::post(ingest)
+                .with_state(IngestState { publisher: state.publisher.clone(), routing_key: state.routing_key.clone() }),
+        );
 
     Router::new()
         .route_service(
@@ -108,12 +99,7 @@ pub fn app(state: AppState) -> Router {
             webhook,
         )
         .route("/healthz", get(|| async { "ok" }))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({"error": "not_found"})),
-            )
-        })
+        .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "not_found"}))) })
         .layer(
             // Outermost first. The request id is set before the span is made so the span has it.
             ServiceBuilder::new()
@@ -124,15 +110,11 @@ pub fn app(state: AppState) -> Router {
                         .on_failure(DefaultOnFailure::new().level(Level::WARN)),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(SetSensitiveRequestHeadersLayer::from_shared(
-                    sensitive_headers().into(),
-                ))
+                .layer(SetSensitiveRequestHeadersLayer::from_shared(sensitive_headers().into()))
                 // A panic answers 500 instead of dropping the connection.
                 .layer(CatchPanicLayer::new())
                 // Beyond `concurrency` requests in flight, shed at once with 503 rather than queue.
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    Rejection::Overloaded
-                }))
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async { Rejection::Overloaded }))
                 .load_shed()
                 .concurrency_limit(state.limits.concurrency),
         )
@@ -140,11 +122,7 @@ pub fn app(state: AppState) -> Router {
 
 /// One span per request; `source` and `event_id` are recorded by the layers that learn them.
 fn make_span(request: &Request) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
     tracing::info_span!(
         "request",
         method = %request.method(),
@@ -179,6 +157,7 @@ mod tests {
                 header_read_timeout: Duration::from_secs(5),
                 concurrency: 8,
             },
+            fetcher: Fetcher::new(),
         }
     }
 
@@ -188,17 +167,11 @@ mod tests {
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
         mac.update(body);
         Request::post("/hooks/gh")
-            .header(
-                "X-Hub-Signature-256",
-                format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
-            )
+            .header("X-Hub-Signature-256", format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
             .header("X-GitHub-Delivery", id)
             .header("X-GitHub-Event", "ping")
             .header("Content-Type", "application/json")
-            .header(
-                "traceparent",
-                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            )
+            .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
             .body(Body::from(&body[..]))
             .unwrap()
     }
@@ -206,25 +179,16 @@ mod tests {
     #[tokio::test]
     async fn an_accepted_event_reaches_the_publisher_as_sent() {
         let publisher = Arc::new(FakePublisher::default());
-        let response = app(state(publisher.clone()))
-            .oneshot(signed("d-1"))
-            .await
-            .unwrap();
+        let response = app(state(publisher.clone())).oneshot(signed("d-1")).await.unwrap();
         assert_eq!(response.status(), 202);
         assert!(response.headers().contains_key("x-request-id"));
-        assert_eq!(
-            json(response).await,
-            serde_json::json!({"status": "accepted", "id": "d-1"})
-        );
+        assert_eq!(json(response).await, serde_json::json!({"status": "accepted", "id": "d-1"}));
         let sent = publisher.sent.lock().unwrap();
         let message = &sent[0];
         assert_eq!(&message.body[..], br#"{"zen":"x"}"#);
         assert_eq!(message.routing_key, "github.gh.ping");
         assert_eq!(message.content_type.as_deref(), Some("application/json"));
-        assert_eq!(
-            message.traceparent.as_deref(),
-            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-        );
+        assert_eq!(message.traceparent.as_deref(), Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
     }
 
     #[tokio::test]
@@ -234,36 +198,21 @@ mod tests {
         *publisher.failure.lock().unwrap() = Some(|| PublishError::Unavailable("down".into()));
         let response = app.clone().oneshot(signed("d-1")).await.unwrap();
         assert_eq!(response.status(), 503);
-        assert_eq!(
-            json(response).await,
-            serde_json::json!({"error": "broker_unavailable"})
-        );
+        assert_eq!(json(response).await, serde_json::json!({"error": "broker_unavailable"}));
         *publisher.failure.lock().unwrap() = Some(|| PublishError::Unroutable("k".into()));
         let response = app.clone().oneshot(signed("d-1")).await.unwrap();
-        assert_eq!(
-            json(response).await,
-            serde_json::json!({"error": "unroutable"})
-        );
+        assert_eq!(json(response).await, serde_json::json!({"error": "unroutable"}));
         *publisher.failure.lock().unwrap() = None;
         let response = app.oneshot(signed("d-1")).await.unwrap();
-        assert_eq!(
-            json(response).await,
-            serde_json::json!({"status": "accepted", "id": "d-1"})
-        );
+        assert_eq!(json(response).await, serde_json::json!({"status": "accepted", "id": "d-1"}));
     }
 
     #[tokio::test]
     async fn unknown_paths_are_404_json() {
         let publisher = Arc::new(FakePublisher::default());
-        let response = app(state(publisher))
-            .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response = app(state(publisher)).oneshot(Request::get("/nope").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 404);
-        assert_eq!(
-            json(response).await,
-            serde_json::json!({"error": "not_found"})
-        );
+        assert_eq!(json(response).await, serde_json::json!({"error": "not_found"}));
     }
 
     #[tokio::test]
@@ -273,22 +222,11 @@ mod tests {
         let app = app(state(publisher));
         app.clone().oneshot(signed("metrics-1")).await.unwrap();
         let mut forged = signed("metrics-2");
-        forged
-            .headers_mut()
-            .insert("X-Hub-Signature-256", "sha256=00".parse().unwrap());
+        forged.headers_mut().insert("X-Hub-Signature-256", "sha256=00".parse().unwrap());
         app.oneshot(forged).await.unwrap();
         let text = handle.render();
-        assert!(
-            text.contains(r#"hookgate_requests_total{source="gh",outcome="accepted"}"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"hookgate_requests_total{source="gh",outcome="signature_invalid"}"#),
-            "{text}"
-        );
-        assert!(
-            text.contains("hookgate_request_duration_seconds_bucket"),
-            "{text}"
-        );
+        assert!(text.contains(r#"hookgate_requests_total{source="gh",outcome="accepted"}"#), "{text}");
+        assert!(text.contains(r#"hookgate_requests_total{source="gh",outcome="signature_invalid"}"#), "{text}");
+        assert!(text.contains("hookgate_request_duration_seconds_bucket"), "{text}");
     }
 }

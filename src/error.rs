@@ -63,6 +63,9 @@ pub enum Rejection {
     /// The broker confirmed but no queue is bound for this routing key.
     #[error("unroutable")]
     Unroutable,
+    /// A signing key the request names could not be downloaded.
+    #[error("key unavailable")]
+    KeyUnavailable,
     /// The dedup store cannot be reached.
     #[error("dedup unavailable")]
     DedupUnavailable,
@@ -98,6 +101,7 @@ impl Rejection {
             Rejection::BrokerUnavailable => "broker_unavailable",
             Rejection::Unroutable => "unroutable",
             Rejection::DedupUnavailable => "dedup_unavailable",
+            Rejection::KeyUnavailable => "key_unavailable",
             Rejection::Overloaded => "overloaded",
             Rejection::Timeout => "timeout",
             Rejection::Internal => "internal",
@@ -111,15 +115,16 @@ impl Rejection {
             Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BodyUnreadable => StatusCode::BAD_REQUEST,
-            Rejection::SignatureMissing
-            | Rejection::SignatureInvalid
-            | Rejection::TimestampOutOfTolerance => StatusCode::UNAUTHORIZED,
+            Rejection::SignatureMissing | Rejection::SignatureInvalid | Rejection::TimestampOutOfTolerance => {
+                StatusCode::UNAUTHORIZED
+            }
             Rejection::VerifyTokenInvalid | Rejection::SecretNotAccepted => StatusCode::FORBIDDEN,
             Rejection::SchemaInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::BrokerUnavailable
             | Rejection::Unroutable
             | Rejection::DedupUnavailable
+            | Rejection::KeyUnavailable
             | Rejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Timeout => StatusCode::REQUEST_TIMEOUT,
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -135,6 +140,7 @@ impl Rejection {
             Rejection::BrokerUnavailable
             | Rejection::Unroutable
             | Rejection::DedupUnavailable
+            | Rejection::KeyUnavailable
             | Rejection::Overloaded => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
         }
@@ -161,9 +167,7 @@ impl IntoResponse for Rejection {
         };
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(secs) = self.retry_after() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response.extensions_mut().insert(Outcome(self.code()));
         response
@@ -172,11 +176,7 @@ impl IntoResponse for Rejection {
 
 /// A 202 with `{"status": status, "id": id}`.
 pub fn accepted(status: &'static str, id: &str) -> Response {
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(json!({ "status": status, "id": id })),
-    )
-        .into_response();
+    let mut response = (StatusCode::ACCEPTED, Json(json!({ "status": status, "id": id }))).into_response();
     response.extensions_mut().insert(Outcome(status));
     response
 }
@@ -193,27 +193,15 @@ mod tests {
 
     #[tokio::test]
     async fn schema_rejection_carries_the_pointer_and_outcome() {
-        let response = Rejection::SchemaInvalid {
-            pointer: "/ref".into(),
-        }
-        .into_response();
+        let response = Rejection::SchemaInvalid { pointer: "/ref".into() }.into_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(
-            response.extensions().get::<Outcome>(),
-            Some(&Outcome("schema_invalid"))
-        );
-        assert_eq!(
-            body_json(response).await,
-            json!({"error": "schema_invalid", "pointer": "/ref"})
-        );
+        assert_eq!(response.extensions().get::<Outcome>(), Some(&Outcome("schema_invalid")));
+        assert_eq!(body_json(response).await, json!({"error": "schema_invalid", "pointer": "/ref"}));
     }
 
     #[tokio::test]
     async fn rate_limit_rounds_retry_after_up() {
-        let response = Rejection::RateLimited {
-            retry_after: Duration::from_millis(1200),
-        }
-        .into_response();
+        let response = Rejection::RateLimited { retry_after: Duration::from_millis(1200) }.into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
     }
@@ -223,9 +211,6 @@ mod tests {
         let response = Rejection::BrokerUnavailable.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(response.headers().contains_key(header::RETRY_AFTER));
-        assert_eq!(
-            body_json(response).await,
-            json!({"error": "broker_unavailable"})
-        );
+        assert_eq!(body_json(response).await, json!({"error": "broker_unavailable"}));
     }
 }

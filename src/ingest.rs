@@ -33,12 +33,7 @@ pub async fn ingest(State(state): State<IngestState>, request: Request) -> Respo
     };
     let source = &inbound.source;
     let message = Message {
-        routing_key: routing_key(
-            &state.routing_key,
-            &source.name,
-            &source.provider.name,
-            event.event_type(),
-        ),
+        routing_key: routing_key(&state.routing_key, &source.name, &source.provider.name, event.event_type()),
         body: inbound.body.clone(),
         id: event.id().to_owned(),
         event_type: event.event_type().to_owned(),
@@ -68,12 +63,7 @@ pub async fn ingest(State(state): State<IngestState>, request: Request) -> Respo
 
 /// The answer to an accepted (or duplicate) event: the provider's own when it expects one
 /// (Adyen's `[accepted]`), else 202 with `{"status": status, "id": id}`.
-pub fn acceptance(
-    request: &Request,
-    inbound: &Inbound,
-    status: &'static str,
-    id: &str,
-) -> Response {
+pub fn acceptance(request: &Request, inbound: &Inbound, status: &'static str, id: &str) -> Response {
     match inbound.source.provider.accept() {
         Some(respond) => reply_response(respond.reply(&inbound.view(request, true), None), status),
         None => accepted(status, id),
@@ -82,10 +72,7 @@ pub fn acceptance(
 
 /// Fills `{source}`, `{provider}` and `{type}`.
 pub fn routing_key(template: &str, source: &str, provider: &str, event_type: &str) -> String {
-    template
-        .replace("{source}", source)
-        .replace("{provider}", provider)
-        .replace("{type}", event_type)
+    template.replace("{source}", source).replace("{provider}", provider).replace("{type}", event_type)
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -98,9 +85,6 @@ mod tests {
 
     #[test]
     fn routing_key_fills_every_placeholder() {
-        assert_eq!(
-            routing_key("{source}.{provider}.{type}", "gh", "github", "push"),
-            "gh.github.push"
-        );
+        assert_eq!(routing_key("{source}.{provider}.{type}", "gh", "github", "push"), "gh.github.push");
     }
 }

@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod dedup;
 pub mod error;
+pub mod fetch;
 pub mod ingest;
 pub mod layers;
 pub mod providers;

@@ -52,17 +52,8 @@ fn main() -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
-            let sources: Vec<_> = config
-                .sources
-                .iter()
-                .map(|s| format!("{} ({})", s.name, s.provider.name))
-                .collect();
-            println!(
-                "{}: OK — {} source(s): {}",
-                path.display(),
-                sources.len(),
-                sources.join(", ")
-            );
+            let sources: Vec<_> = config.sources.iter().map(|s| format!("{} ({})", s.name, s.provider.name)).collect();
+            println!("{}: OK — {} source(s): {}", path.display(), sources.len(), sources.join(", "));
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -77,19 +68,15 @@ fn check(path: &std::path::Path) -> ExitCode {
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
     let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(serve(config))
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics = telemetry::metrics::install();
     let publisher = AmqpPublisher::start(config.broker.clone());
     let state = AppState::new(&config, publisher.clone());
-    let public = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let public =
+        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let admin = TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
@@ -105,12 +92,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.limits.header_read_timeout,
         stopped(stop_rx.clone()),
     ));
-    let public_task = tokio::spawn(server::serve(
-        public,
-        hookgate::app(state),
-        config.limits.header_read_timeout,
-        stopped(stop_rx),
-    ));
+    let public_task =
+        tokio::spawn(server::serve(public, hookgate::app(state), config.limits.header_read_timeout, stopped(stop_rx)));
     shutdown_signal().await;
     tracing::info!("Shutting down: no new requests; finishing those in flight.");
     let _ = stop_tx.send(true);

@@ -31,6 +31,8 @@ pub struct Source {
     pub verify_token: Option<Secret>,
     /// Overrides a token scheme's header (Okta: the admin chooses it).
     pub token_header: Option<HeaderName>,
+    /// Confirm subscriptions automatically (AWS SNS `SubscribeURL`).
+    pub auto_confirm: bool,
     /// Where a secret handed over in a handshake is kept (`state_dir/<source>.secret`).
     pub secret_file: PathBuf,
     /// Largest accepted body in bytes.
@@ -60,10 +62,7 @@ impl Source {
 
     /// The per-source settings verification reads.
     pub fn verify_context(&self) -> VerifyContext<'_> {
-        VerifyContext {
-            tolerance: self.tolerance,
-            token_header: self.token_header.as_ref(),
-        }
+        VerifyContext { tolerance: self.tolerance, token_header: self.token_header.as_ref() }
     }
 
     /// Stores a secret handed over in a handshake (Asana `X-Hook-Secret`, Notion
@@ -74,11 +73,7 @@ impl Source {
         let keys = self
             .provider
             .decode_secrets(&[Secret::new(secret)])
-            .map_err(|e| {
-                CaptureError::Malformed(
-                    e.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "),
-                )
-            })?;
+            .map_err(|e| CaptureError::Malformed(e.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; ")))?;
         let mut current = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if !current.is_empty() {
             let stored = std::fs::read_to_string(&self.secret_file).unwrap_or_default();
@@ -129,9 +124,7 @@ fn persist(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
 pub fn limiter(config: RateLimitConfig) -> Result<DefaultDirectRateLimiter, String> {
     let per_second = NonZeroU32::new(config.per_second).ok_or("per_second must be at least 1")?;
     let burst = NonZeroU32::new(config.burst).ok_or("burst must be at least 1")?;
-    Ok(RateLimiter::direct(
-        Quota::per_second(per_second).allow_burst(burst),
-    ))
+    Ok(RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)))
 }
 
 /// Compiled schemas of a source.
@@ -146,10 +139,7 @@ pub struct Schemas {
 impl Schemas {
     /// The validator for `event_type`, if any applies.
     pub fn for_type(&self, event_type: &str) -> Option<&Validator> {
-        self.by_type
-            .get(event_type)
-            .or(self.fallback.as_ref())
-            .map(|v| v.as_ref())
+        self.by_type.get(event_type).or(self.fallback.as_ref()).map(|v| v.as_ref())
     }
 }
 
@@ -167,10 +157,7 @@ impl Sources {
     /// Wraps the built sources.
     pub fn new(sources: Vec<Source>) -> Self {
         let in_order: Vec<_> = sources.into_iter().map(Arc::new).collect();
-        let by_name = in_order
-            .iter()
-            .map(|s| (s.name.to_string(), s.clone()))
-            .collect();
+        let by_name = in_order.iter().map(|s| (s.name.to_string(), s.clone())).collect();
         Self(Arc::new(SourceTable { by_name, in_order }))
     }
 

@@ -107,54 +107,32 @@ struct Request {
 
 impl Request {
     fn from_vector(v: &Vector) -> Result<Self, String> {
-        let method = Method::from_bytes(v.method.as_deref().unwrap_or("POST").as_bytes())
-            .map_err(|e| e.to_string())?;
+        let method = Method::from_bytes(v.method.as_deref().unwrap_or("POST").as_bytes()).map_err(|e| e.to_string())?;
         let mut headers = HeaderMap::new();
         for (name, values) in &v.headers {
-            let name =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("{name}: {e}"))?;
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("{name}: {e}"))?;
             let values = match values {
                 OneOrMany::One(v) => vec![v.clone()],
                 OneOrMany::Many(v) => v.clone(),
             };
             for value in values {
-                headers.append(
-                    name.clone(),
-                    HeaderValue::from_str(&value).map_err(|e| format!("{name}: {e}"))?,
-                );
+                headers.append(name.clone(), HeaderValue::from_str(&value).map_err(|e| format!("{name}: {e}"))?);
             }
         }
         let body = match (&v.body, &v.body_base64) {
             (Some(b), None) => b.as_bytes().to_vec(),
-            (None, Some(b)) => STANDARD
-                .decode(b)
-                .map_err(|e| format!("body_base64: {e}"))?,
+            (None, Some(b)) => STANDARD.decode(b).map_err(|e| format!("body_base64: {e}"))?,
             (None, None) => Vec::new(),
             _ => return Err("give body or body_base64, not both".into()),
         };
-        let (public_url, query) = match v
-            .url
-            .as_deref()
-            .map(|u| u.split_once('?').unwrap_or((u, "")))
-        {
+        let (public_url, query) = match v.url.as_deref().map(|u| u.split_once('?').unwrap_or((u, ""))) {
             Some((base, q)) => (Some(base.to_owned()), (!q.is_empty()).then(|| q.to_owned())),
             None => (None, None),
         };
-        Ok(Self {
-            method,
-            headers,
-            public_url,
-            query,
-            body,
-        })
+        Ok(Self { method, headers, public_url, query, body })
     }
 
-    fn verify(
-        &self,
-        provider: &Provider,
-        keys: &ProviderKeys,
-        now: SystemTime,
-    ) -> Result<(), VerifyError> {
+    fn verify(&self, provider: &Provider, keys: &ProviderKeys, now: SystemTime) -> Result<(), VerifyError> {
         self.verifying_scheme(provider, keys, now).map(|_| ())
     }
 
@@ -183,29 +161,17 @@ impl Request {
 
 fn parse_json(body: &[u8]) -> Option<serde_json::Value> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if matches!(first, b'{' | b'[') {
-        serde_json::from_slice(body).ok()
-    } else {
-        None
-    }
+    if matches!(first, b'{' | b'[') { serde_json::from_slice(body).ok() } else { None }
 }
 
 fn keys(provider: &Provider, secrets: &[&str]) -> Result<ProviderKeys, String> {
     let secrets: Vec<Secret> = secrets.iter().map(|s| Secret::new(*s)).collect();
-    provider
-        .decode_secrets(&secrets)
-        .map_err(|e| format!("secrets do not decode: {e:?}"))
+    provider.decode_secrets(&secrets).map_err(|e| format!("secrets do not decode: {e:?}"))
 }
 
-fn check_vector(
-    provider: &Provider,
-    v: &Vector,
-    file_wrong_secret: Option<&str>,
-) -> Result<(), String> {
+fn check_vector(provider: &Provider, v: &Vector, file_wrong_secret: Option<&str>) -> Result<(), String> {
     let request = Request::from_vector(v)?;
-    let now = UNIX_EPOCH
-        + v.now_ms
-            .map_or(Duration::from_secs(v.now), Duration::from_millis);
+    let now = UNIX_EPOCH + v.now_ms.map_or(Duration::from_secs(v.now), Duration::from_millis);
     let secrets: Vec<&str> = v.secrets.iter().map(String::as_str).collect();
     let right = keys(provider, &secrets)?;
     let got = request.verify(provider, &right, now);
@@ -244,10 +210,7 @@ fn negatives(
     let right = keys(provider, secrets)?;
     let signs_body = provider.signs_body();
     if signs_body && !request.body.is_empty() {
-        let mut tampered = Request {
-            body: request.body.clone(),
-            ..clone_request(request)
-        };
+        let mut tampered = Request { body: request.body.clone(), ..clone_request(request) };
         tampered.body[0] ^= 1;
         if tampered.verify(provider, &right, now).is_ok() {
             return Err("a body with its first byte changed still verifies".into());
@@ -283,38 +246,24 @@ fn negatives(
             Err(VerifyError::SignatureMissing) => {}
             Err(_) if !single_scheme => {}
             other => {
-                return Err(format!(
-                    "without header {required}: expected SignatureMissing, got {other:?}"
-                ));
+                return Err(format!("without header {required}: expected SignatureMissing, got {other:?}"));
             }
         }
     }
     // The window of the scheme that verified this vector (a provider may mix timed and untimed).
-    let scheme = request
-        .verifying_scheme(provider, &right, now)
-        .map_err(|e| format!("{e:?}"))?;
+    let scheme = request.verifying_scheme(provider, &right, now).map_err(|e| format!("{e:?}"))?;
     if let Some(tolerance) = provider.scheme_tolerance(scheme) {
         let second = Duration::from_secs(1);
         for (at, expect) in [
             (now + tolerance, Ok(())),
             (now - tolerance, Ok(())),
-            (
-                now + tolerance + second,
-                Err(VerifyError::TimestampOutOfTolerance),
-            ),
-            (
-                now - tolerance - second,
-                Err(VerifyError::TimestampOutOfTolerance),
-            ),
+            (now + tolerance + second, Err(VerifyError::TimestampOutOfTolerance)),
+            (now - tolerance - second, Err(VerifyError::TimestampOutOfTolerance)),
         ] {
             let got = request.verify(provider, &right, at);
             if got != expect {
-                let offset = at
-                    .duration_since(now)
-                    .map_or_else(|e| -(e.duration().as_secs_f64()), |d| d.as_secs_f64());
-                return Err(format!(
-                    "at now{offset:+}s: expected {expect:?}, got {got:?}"
-                ));
+                let offset = at.duration_since(now).map_or_else(|e| -(e.duration().as_secs_f64()), |d| d.as_secs_f64());
+                return Err(format!("at now{offset:+}s: expected {expect:?}, got {got:?}"));
             }
         }
     }
@@ -333,10 +282,8 @@ fn clone_request(r: &Request) -> Request {
 
 fn run_file(path: &Path) -> Result<(), Failed> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let file: VectorFile =
-        serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let provider =
-        Provider::load(&root().join("providers"), &file.provider).map_err(|e| e.to_string())?;
+    let file: VectorFile = serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let provider = Provider::load(&root().join("providers"), &file.provider).map_err(|e| e.to_string())?;
     if !file.vectors.iter().any(|v| v.expect == Expect::Ok) {
         return Err("no vector that must verify".into());
     }
@@ -354,11 +301,7 @@ fn run_file(path: &Path) -> Result<(), Failed> {
             checked.err().map(|e| format!("{}: {e}", v.name))
         })
         .collect();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("\n").into())
-    }
+    if failures.is_empty() { Ok(()) } else { Err(failures.join("\n").into()) }
 }
 
 fn main() {
@@ -376,10 +319,7 @@ fn main() {
             Trial::test(name, move || run_file(&path))
         })
         .collect();
-    trials.push(Trial::test(
-        "every_provider_has_vectors",
-        every_provider_has_vectors,
-    ));
+    trials.push(Trial::test("every_provider_has_vectors", every_provider_has_vectors));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -397,9 +337,5 @@ fn every_provider_has_vectors() -> Result<(), Failed> {
         .into_iter()
         .filter(|p| !covered.contains(p))
         .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("providers without vectors: {}", missing.join(", ")).into())
-    }
+    if missing.is_empty() { Ok(()) } else { Err(format!("providers without vectors: {}", missing.join(", ")).into()) }
 }

@@ -63,11 +63,7 @@ pub fn syntax_error(path: PathBuf, err: &serde_yaml_ng::Error) -> ConfigError {
     let location = err.location().map(|l| (l.line(), l.column()));
     let raw = err.to_string();
     let message = raw.split(" at line ").next().unwrap_or(&raw).to_owned();
-    ConfigError::Syntax {
-        path,
-        location,
-        message: suggest_nearest_key(&message),
-    }
+    ConfigError::Syntax { path, location, message: suggest_nearest_key(&message) }
 }
 
 /// `unknown field `providr`, expected one of `name`, `provider`` →
@@ -102,8 +98,7 @@ mod tests {
 
     #[test]
     fn suggests_the_nearest_valid_key() {
-        let msg =
-            "sources[0]: unknown field `providr`, expected one of `name`, `provider`, `secrets`";
+        let msg = "sources[0]: unknown field `providr`, expected one of `name`, `provider`, `secrets`";
         assert_eq!(
             suggest_nearest_key(msg),
             "sources[0]: unknown key `providr`; did you mean `provider`? (valid keys: name, provider, secrets)"
@@ -113,9 +108,6 @@ mod tests {
     #[test]
     fn lists_valid_keys_when_nothing_is_close() {
         let msg = "unknown field `zzzzzzzzzz`, expected `listen` or `sources`";
-        assert_eq!(
-            suggest_nearest_key(msg),
-            "unknown key `zzzzzzzzzz` (valid keys: listen, sources)"
-        );
+        assert_eq!(suggest_nearest_key(msg), "unknown key `zzzzzzzzzz` (valid keys: listen, sources)");
     }
 }

@@ -106,10 +106,7 @@ pub struct DedupConfig {
 
 impl Default for DedupConfig {
     fn default() -> Self {
-        Self {
-            store: DedupStoreKind::default(),
-            ttl: default_dedup_ttl(),
-        }
+        Self { store: DedupStoreKind::default(), ttl: default_dedup_ttl() }
     }
 }
 
@@ -158,6 +155,10 @@ pub struct SourceConfig {
     /// Overrides the header of a token scheme (Okta lets the admin choose it).
     #[serde(default)]
     pub token_header: Option<String>,
+    /// Confirm subscriptions by fetching the URL the provider sends (AWS SNS); otherwise the URL
+    /// is logged for an operator.
+    #[serde(default)]
+    pub auto_confirm: bool,
 }
 
 /// A token bucket: `per_second` sustained, `burst` at once.

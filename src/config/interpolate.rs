@@ -44,11 +44,7 @@ pub fn interpolate(text: &str, env: &dyn Env) -> Result<String, Vec<MissingVar>>
         substitute(content, index + 1, env, &mut out, &mut missing);
         out.push_str(comment);
     }
-    if missing.is_empty() {
-        Ok(out)
-    } else {
-        Err(missing)
-    }
+    if missing.is_empty() { Ok(out) } else { Err(missing) }
 }
 
 /// Byte offset of a `#` comment in a YAML line (a `#` at the start or after whitespace, outside
@@ -68,13 +64,7 @@ fn comment_start(line: &str) -> usize {
     line.len()
 }
 
-fn substitute(
-    mut rest: &str,
-    line: usize,
-    env: &dyn Env,
-    out: &mut String,
-    missing: &mut Vec<MissingVar>,
-) {
+fn substitute(mut rest: &str, line: usize, env: &dyn Env, out: &mut String, missing: &mut Vec<MissingVar>) {
     while let Some(pos) = rest.find('$') {
         let (before, after) = rest.split_at(pos);
         out.push_str(before);
@@ -96,10 +86,7 @@ fn substitute(
         match (env.var(name).filter(|v| !v.is_empty()), default) {
             (Some(value), _) => out.push_str(&value),
             (None, Some(default)) => out.push_str(default),
-            (None, None) => missing.push(MissingVar {
-                name: name.to_owned(),
-                line,
-            }),
+            (None, None) => missing.push(MissingVar { name: name.to_owned(), line }),
         }
         rest = &after[3 + close..];
     }
@@ -111,10 +98,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -133,19 +117,7 @@ mod tests {
     #[test]
     fn reports_each_missing_variable_with_its_line() {
         let err = interpolate("a: 1\nb: ${NOPE}\nc: ${ALSO}", &env(&[])).unwrap_err();
-        assert_eq!(
-            err,
-            vec![
-                MissingVar {
-                    name: "NOPE".into(),
-                    line: 2
-                },
-                MissingVar {
-                    name: "ALSO".into(),
-                    line: 3
-                }
-            ]
-        );
+        assert_eq!(err, vec![MissingVar { name: "NOPE".into(), line: 2 }, MissingVar { name: "ALSO".into(), line: 3 }]);
     }
 
     #[test]
@@ -159,9 +131,6 @@ mod tests {
 
     #[test]
     fn dollar_escapes_and_lone_dollars_pass_through() {
-        assert_eq!(
-            interpolate("$$ {x} $5 ${", &env(&[])).unwrap(),
-            "$ {x} $5 ${"
-        );
+        assert_eq!(interpolate("$$ {x} $5 ${", &env(&[])).unwrap(), "$ {x} $5 ${");
     }
 }

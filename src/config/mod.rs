@@ -70,10 +70,7 @@ pub struct Broker {
 
 /// Loads and checks the configuration at `path` with the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     load_str(&text, path, &ProcessEnv)
 }
 
@@ -83,16 +80,11 @@ pub fn load_str(text: &str, path: &Path, env: &dyn Env) -> Result<Config, Config
         ConfigErrors(
             missing
                 .into_iter()
-                .map(|m| ConfigError::MissingEnv {
-                    path: path.to_owned(),
-                    line: m.line,
-                    name: m.name,
-                })
+                .map(|m| ConfigError::MissingEnv { path: path.to_owned(), line: m.line, name: m.name })
                 .collect(),
         )
     })?;
-    let file: ConfigFile =
-        serde_yaml_ng::from_str(&text).map_err(|e| syntax_error(path.to_owned(), &e))?;
+    let file: ConfigFile = serde_yaml_ng::from_str(&text).map_err(|e| syntax_error(path.to_owned(), &e))?;
     build(file, path)
 }
 
@@ -102,26 +94,16 @@ fn build(file: ConfigFile, path: &Path) -> Result<Config, ConfigErrors> {
     let schemas_dir = base.join(&file.schemas_dir);
     let state_dir = base.join(&file.state_dir);
     let mut errors = Vec::new();
-    let invalid = |field: String, message: String| ConfigError::Invalid {
-        path: path.to_owned(),
-        field,
-        message,
-    };
+    let invalid = |field: String, message: String| ConfigError::Invalid { path: path.to_owned(), field, message };
 
     if file.broker.channels == 0 {
-        errors.push(invalid(
-            "broker.channels".into(),
-            "must be at least 1".into(),
-        ));
+        errors.push(invalid("broker.channels".into(), "must be at least 1".into()));
     }
     if let Err(e) = check_routing_key(&file.broker.routing_key) {
         errors.push(invalid("broker.routing_key".into(), e));
     }
     if file.limits.concurrency == 0 {
-        errors.push(invalid(
-            "limits.concurrency".into(),
-            "must be at least 1".into(),
-        ));
+        errors.push(invalid("limits.concurrency".into(), "must be at least 1".into()));
     }
 
     let mut providers: HashMap<String, Arc<Provider>> = HashMap::new();
@@ -131,19 +113,13 @@ fn build(file: ConfigFile, path: &Path) -> Result<Config, ConfigErrors> {
     for (i, source) in file.sources.iter().enumerate() {
         let field = |f: &str| format!("sources[{i}].{f}");
         if let Some(first) = seen.insert(source.name.clone(), i) {
-            errors.push(invalid(
-                field("name"),
-                format!("`{}` is already used by sources[{first}]", source.name),
-            ));
+            errors.push(invalid(field("name"), format!("`{}` is already used by sources[{first}]", source.name)));
             continue;
         }
         if !is_url_segment(&source.name) {
             errors.push(invalid(
                 field("name"),
-                format!(
-                    "`{}` must be letters, digits, `-`, `_` or `.` (it is a URL segment)",
-                    source.name
-                ),
+                format!("`{}` must be letters, digits, `-`, `_` or `.` (it is a URL segment)", source.name),
             ));
         }
         let provider = match providers.get(&source.provider) {
@@ -160,18 +136,9 @@ fn build(file: ConfigFile, path: &Path) -> Result<Config, ConfigErrors> {
                 }
             },
         };
-        match build_source(
-            source,
-            provider,
-            &file,
-            &schemas_dir,
-            &state_dir,
-            &mut schema_cache,
-        ) {
+        match build_source(source, provider, &file, &schemas_dir, &state_dir, &mut schema_cache) {
             Ok(s) => sources.push(s),
-            Err(problems) => {
-                errors.extend(problems.into_iter().map(|(f, m)| invalid(field(&f), m)))
-            }
+            Err(problems) => errors.extend(problems.into_iter().map(|(f, m)| invalid(field(&f), m))),
         }
     }
     if !errors.is_empty() {
@@ -211,11 +178,7 @@ fn load_provider(dir: &Path, name: &str) -> Result<Provider, ConfigError> {
         return Err(ConfigError::Invalid {
             path,
             field: "provider".into(),
-            message: format!(
-                "no provider `{name}` in {}{hint} (known: {})",
-                dir.display(),
-                known.join(", ")
-            ),
+            message: format!("no provider `{name}` in {}{hint} (known: {})", dir.display(), known.join(", ")),
         });
     }
     Provider::load(dir, name)
@@ -227,12 +190,7 @@ pub fn known_providers(dir: &Path) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".yaml")
-                .map(str::to_owned)
-        })
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".yaml").map(str::to_owned))
         .collect();
     names.sort();
     names
@@ -257,20 +215,13 @@ fn build_source(
     if secrets.is_empty() && provider.needs_secrets() && !captures {
         problems.push((
             "secrets".to_owned(),
-            format!(
-                "needs at least one secret: `{}` requests are signed",
-                provider.name
-            ),
+            format!("needs at least one secret: `{}` requests are signed", provider.name),
         ));
     }
     let keys = match provider.decode_secrets(&secrets) {
         Ok(keys) => keys,
         Err(errors) => {
-            problems.extend(
-                errors
-                    .into_iter()
-                    .map(|(i, e)| (format!("secrets[{i}]"), e)),
-            );
+            problems.extend(errors.into_iter().map(|(i, e)| (format!("secrets[{i}]"), e)));
             Default::default()
         }
     };
@@ -318,12 +269,12 @@ fn build_source(
     Ok(Source {
         name: Arc::from(config.name.as_str()),
         tolerance: config.tolerance.map(|t| t.0),
-        max_body: usize::try_from(config.max_body.unwrap_or(file.limits.max_body).0)
-            .unwrap_or(usize::MAX),
+        max_body: usize::try_from(config.max_body.unwrap_or(file.limits.max_body).0).unwrap_or(usize::MAX),
         keys: std::sync::RwLock::new(Arc::new(keys)),
         public_url: config.public_url.clone(),
         verify_token: config.verify_token.clone(),
         token_header,
+        auto_confirm: config.auto_confirm,
         secret_file,
         provider,
         limiter,
@@ -333,15 +284,11 @@ fn build_source(
 }
 
 /// Reads and compiles a JSON Schema once, sharing it between sources that name the same file.
-fn compile_schema(
-    path: &Path,
-    cache: &mut HashMap<PathBuf, Arc<Validator>>,
-) -> Result<Arc<Validator>, String> {
+fn compile_schema(path: &Path, cache: &mut HashMap<PathBuf, Arc<Validator>>) -> Result<Arc<Validator>, String> {
     if let Some(v) = cache.get(path) {
         return Ok(v.clone());
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let schema: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
     let absolute = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -360,9 +307,7 @@ fn check_routing_key(template: &str) -> Result<(), String> {
         let close = rest[open..].find('}').ok_or("unclosed `{`")?;
         let name = &rest[open + 1..open + close];
         if !matches!(name, "source" | "provider" | "type") {
-            return Err(format!(
-                "unknown placeholder `{{{name}}}`: use {{source}}, {{provider}} or {{type}}"
-            ));
+            return Err(format!("unknown placeholder `{{{name}}}`: use {{source}}, {{provider}} or {{type}}"));
         }
         rest = &rest[open + close + 1..];
     }
@@ -370,10 +315,7 @@ fn check_routing_key(template: &str) -> Result<(), String> {
 }
 
 fn is_url_segment(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[cfg(test)]

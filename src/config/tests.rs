@@ -12,21 +12,13 @@ fn root() -> PathBuf {
 
 /// Loads `yaml` as if it were `hookgate.yaml` at the repository root.
 fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| ((*k).into(), (*v).into()))
-        .collect();
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
     load_str(yaml, &root().join("hookgate.yaml"), &env)
 }
 
 fn messages(result: Result<Config, ConfigErrors>) -> Vec<String> {
     let root = format!("{}/", root().display());
-    result
-        .unwrap_err()
-        .0
-        .iter()
-        .map(|e| e.to_string().replace(&root, ""))
-        .collect()
+    result.unwrap_err().0.iter().map(|e| e.to_string().replace(&root, "")).collect()
 }
 
 const BROKER: &str = "broker: { url: 'amqp://127.0.0.1:5672/%2f' }\n";
@@ -43,10 +35,7 @@ fn the_shipped_example_loads_unchanged() {
     assert!(gh.limiter.is_some());
     assert!(gh.schemas.for_type("push").is_some());
     assert!(gh.schemas.for_type("issues").is_none());
-    assert_eq!(
-        config.sources.get("standard").unwrap().tolerance,
-        Some(Duration::from_secs(300))
-    );
+    assert_eq!(config.sources.get("standard").unwrap().tolerance, Some(Duration::from_secs(300)));
 }
 
 #[test]
@@ -56,46 +45,33 @@ fn every_shipped_provider_file_compiles() {
     assert!(names.len() >= 4, "{names:?}");
     for name in names {
         let p = Provider::load(&dir, &name).unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            p.docs.as_deref().is_some_and(|d| d.starts_with("https://")),
-            "{name} has no docs link"
-        );
+        assert!(p.docs.as_deref().is_some_and(|d| d.starts_with("https://")), "{name} has no docs link");
         let text = std::fs::read_to_string(dir.join(format!("{name}.yaml"))).unwrap();
-        assert!(
-            text.starts_with("# "),
-            "{name}.yaml must start with a comment naming its docs page"
-        );
+        assert!(text.starts_with("# "), "{name}.yaml must start with a comment naming its docs page");
     }
 }
 
 #[test]
 fn unknown_keys_name_the_line_and_the_nearest_valid_key() {
-    let yaml = format!(
-        "{BROKER}sources:\n  - name: a\n    provider: github\n    secrets: [x]\n    providr: github\n"
-    );
+    let yaml = format!("{BROKER}sources:\n  - name: a\n    provider: github\n    secrets: [x]\n    providr: github\n");
     assert_eq!(
         messages(load(&yaml, &[])),
         [
-            "hookgate.yaml:6:5: sources[0]: unknown key `providr`; did you mean `provider`? (valid keys: name, provider, secrets, rate_limit, schemas, on_invalid, tolerance, max_body, public_url, verify_token, token_header)"
+            "hookgate.yaml:6:5: sources[0]: unknown key `providr`; did you mean `provider`? (valid keys: name, provider, secrets, rate_limit, schemas, on_invalid, tolerance, max_body, public_url, verify_token, token_header, auto_confirm)"
         ]
     );
     let yaml = format!("{BROKER}listn: x\n");
     assert!(
-        messages(load(&yaml, &[]))[0]
-            .starts_with("hookgate.yaml:2:1: unknown key `listn`; did you mean `listen`?")
+        messages(load(&yaml, &[]))[0].starts_with("hookgate.yaml:2:1: unknown key `listn`; did you mean `listen`?")
     );
 }
 
 #[test]
 fn unset_variables_are_reported_with_their_line() {
-    let yaml = format!(
-        "{BROKER}sources:\n  - name: a\n    provider: github\n    secrets: [\"${{GH_SECRET}}\"]\n"
-    );
+    let yaml = format!("{BROKER}sources:\n  - name: a\n    provider: github\n    secrets: [\"${{GH_SECRET}}\"]\n");
     assert_eq!(
         messages(load(&yaml, &[])),
-        [
-            "hookgate.yaml:5: environment variable `GH_SECRET` is not set; set it or write `${GH_SECRET:-default}`"
-        ]
+        ["hookgate.yaml:5: environment variable `GH_SECRET` is not set; set it or write `${GH_SECRET:-default}`"]
     );
     let config = load(&yaml, &[("GH_SECRET", "s3cret")]).unwrap();
     assert!(!config.sources.get("a").unwrap().keys().is_empty());
@@ -143,19 +119,14 @@ fn routing_key_placeholders_are_checked() {
     let yaml = "broker: { url: 'amqp://x', routing_key: '{source}.{kind}' }\n";
     assert_eq!(
         messages(load(yaml, &[])),
-        [
-            "hookgate.yaml: broker.routing_key: unknown placeholder `{kind}`: use {source}, {provider} or {type}"
-        ]
+        ["hookgate.yaml: broker.routing_key: unknown placeholder `{kind}`: use {source}, {provider} or {type}"]
     );
 }
 
 #[test]
 fn provider_files_get_precise_errors() {
-    let parse = |text: &str| {
-        Provider::parse("p", text, Path::new("providers/p.yaml").to_owned())
-            .unwrap_err()
-            .to_string()
-    };
+    let parse =
+        |text: &str| Provider::parse("p", text, Path::new("providers/p.yaml").to_owned()).unwrap_err().to_string();
     let hmac = |signed: &str| {
         format!(
             "docs: https://x\nverify:\n  type: hmac\n  signature: {{ format: plain, header: X-Sig, encoding: hex }}\n  signed_content: \"{signed}\"\n"
@@ -169,7 +140,7 @@ fn provider_files_get_precise_errors() {
         parse(&format!("{}id: json:id\n", hmac("{body}"))),
         "providers/p.yaml: id: `id` is not a JSON pointer: it must start with `/`, e.g. `/id`"
     );
-    assert!(parse("verify: { type: rsa }\n").contains("unknown variant `rsa`"));
+    assert!(parse("verify: { type: rot13 }\n").contains("unknown variant `rot13`"));
     assert!(
         parse(&hmac("{body}").replace("encoding: hex", "encoding: hexx"))
             .contains("unknown variant `hexx`, expected one of `hex`, `base64`, `base64url`")

@@ -11,9 +11,7 @@ pub struct HumanDuration(pub Duration);
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        parse_duration(&text)
-            .map(HumanDuration)
-            .map_err(de::Error::custom)
+        parse_duration(&text).map(HumanDuration).map_err(de::Error::custom)
     }
 }
 
@@ -21,9 +19,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "duration `{text}` has no unit: write it as e.g. `{text}s`, `5m` or `24h`"
-        ));
+        return Err(format!("duration `{text}` has no unit: write it as e.g. `{text}s`, `5m` or `24h`"));
     }
     humantime::parse_duration(text)
         .map_err(|e| format!("invalid duration `{text}` ({e}): write e.g. `300s`, `5m` or `24h`"))
@@ -52,9 +48,7 @@ impl<'de> Deserialize<'de> for ByteSize {
 /// `GB`) unit.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let multiplier: u64 = match unit.trim() {
         "" | "B" => 1,
@@ -65,16 +59,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "GB" => 1_000_000_000,
         "GiB" => 1 << 30,
         other => {
-            return Err(format!(
-                "unknown size unit `{other}` in `{text}`: use B, KiB, MiB, GiB, KB, MB or GB"
-            ));
+            return Err(format!("unknown size unit `{other}` in `{text}`: use B, KiB, MiB, GiB, KB, MB or GB"));
         }
     };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid size `{text}`: write e.g. `1MiB` or `65536`"))?;
-    n.checked_mul(multiplier)
-        .ok_or_else(|| format!("size `{text}` is too large"))
+    let n: u64 = digits.parse().map_err(|_| format!("invalid size `{text}`: write e.g. `1MiB` or `65536`"))?;
+    n.checked_mul(multiplier).ok_or_else(|| format!("size `{text}` is too large"))
 }
 
 #[cfg(test)]
@@ -96,10 +85,6 @@ mod tests {
         assert_eq!(parse_size("512KiB").unwrap(), 524_288);
         assert_eq!(parse_size("2MB").unwrap(), 2_000_000);
         assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(
-            parse_size("1 furlong")
-                .unwrap_err()
-                .contains("unknown size unit")
-        );
+        assert!(parse_size("1 furlong").unwrap_err().contains("unknown size unit"));
     }
 }

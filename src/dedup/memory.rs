@@ -30,10 +30,7 @@ pub struct MemoryStore {
 impl MemoryStore {
     /// A store remembering ids for `ttl`, with a purge task that ends when the store is dropped.
     pub fn start(ttl: Duration) -> Arc<Self> {
-        let store = Arc::new(Self {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        });
+        let store = Arc::new(Self { ttl, entries: Mutex::new(HashMap::new()) });
         tokio::spawn(purge_periodically(Arc::downgrade(&store)));
         store
     }
@@ -55,8 +52,7 @@ impl MemoryStore {
 
     fn purge_expired(&self) {
         let now = Instant::now();
-        self.lock()
-            .retain(|_, e| !matches!(e, Entry::Seen(until) if *until <= now));
+        self.lock().retain(|_, e| !matches!(e, Entry::Seen(until) if *until <= now));
     }
 
     /// One claim attempt: the outcome, or a receiver to wait on while the id is in flight.

@@ -38,11 +38,7 @@ pub async fn dedup(State(store): State<SharedStore>, request: Request, next: Nex
             return Rejection::DedupUnavailable.into_response();
         }
     }
-    let mut claim = ClaimGuard {
-        store: &*store,
-        key: &key,
-        held: true,
-    };
+    let mut claim = ClaimGuard { store: &*store, key: &key, held: true };
     let response = next.run(request).await;
     if response.status().is_success() {
         if let Err(e) = store.commit(&key).await {
@@ -75,7 +71,7 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 
-    use axum::middleware::{from_fn, from_fn_with_state};
+    use axum::middleware::from_fn_with_state;
     use http::StatusCode;
     use tower::{Layer, ServiceExt};
 
@@ -95,7 +91,7 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             async move { Ok::<_, Infallible>(status.into_response()) }
         });
-        from_fn(verify).layer(from_fn_with_state(store, dedup).layer(inner))
+        from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(from_fn_with_state(store, dedup).layer(inner))
     }
 
     #[tokio::test]
@@ -104,22 +100,11 @@ mod tests {
         let (status, calls) = (Arc::new(AtomicU16::new(202)), Arc::new(AtomicUsize::new(0)));
         let service = stack(store, status, calls.clone());
         let gh = github();
-        let first = service
-            .clone()
-            .oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"))
-            .await
-            .unwrap();
+        let first = service.clone().oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}")).await.unwrap();
         assert_eq!(first.status(), 202);
-        let second = service
-            .clone()
-            .oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"))
-            .await
-            .unwrap();
+        let second = service.clone().oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}")).await.unwrap();
         assert_eq!(second.status(), 202);
-        assert_eq!(
-            json(second).await,
-            serde_json::json!({"status": "duplicate", "id": "d-1"})
-        );
+        assert_eq!(json(second).await, serde_json::json!({"status": "duplicate", "id": "d-1"}));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
@@ -129,18 +114,10 @@ mod tests {
         let (status, calls) = (Arc::new(AtomicU16::new(503)), Arc::new(AtomicUsize::new(0)));
         let service = stack(store, status.clone(), calls.clone());
         let gh = github();
-        let first = service
-            .clone()
-            .oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"))
-            .await
-            .unwrap();
+        let first = service.clone().oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}")).await.unwrap();
         assert_eq!(first.status(), 503);
         status.store(202, Ordering::SeqCst);
-        let retry = service
-            .clone()
-            .oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"))
-            .await
-            .unwrap();
+        let retry = service.clone().oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}")).await.unwrap();
         assert_eq!(retry.status(), 202);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
@@ -149,29 +126,15 @@ mod tests {
     async fn a_cancelled_request_releases_its_claim() {
         let store = MemoryStore::start(std::time::Duration::from_secs(60));
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let never = tower::service_fn(|_req: Request| {
-            std::future::pending::<Result<Response, Infallible>>()
-        });
-        let hanging = from_fn(verify)
-            .layer(from_fn_with_state(store.clone() as SharedStore, dedup).layer(never));
+        let never = tower::service_fn(|_req: Request| std::future::pending::<Result<Response, Infallible>>());
+        let hanging = from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(from_fn_with_state(store.clone() as SharedStore, dedup).layer(never));
         let gh = github();
         let attempt = hanging.oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"));
-        assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(20), attempt)
-                .await
-                .is_err()
-        );
-        assert!(
-            store.is_empty(),
-            "the claim must be released when the request is dropped"
-        );
-        let service = from_fn(verify).layer(
-            from_fn_with_state(store as SharedStore, dedup).layer(counting_echo(calls.clone())),
-        );
-        let response = service
-            .oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"))
-            .await
-            .unwrap();
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(20), attempt).await.is_err());
+        assert!(store.is_empty(), "the claim must be released when the request is dropped");
+        let service =
+            from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(from_fn_with_state(store as SharedStore, dedup).layer(counting_echo(calls.clone())));
+        let response = service.oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}")).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(calls.lock().unwrap().len(), 1);
     }

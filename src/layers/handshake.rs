@@ -5,7 +5,9 @@
 //! forged handshake is rejected like any forged event.
 
 use axum::body::Body;
-use axum::extract::Request;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};
@@ -13,6 +15,7 @@ use http::{Method, StatusCode};
 use super::source::Inbound;
 use super::verify::verified;
 use crate::error::{Outcome, Rejection};
+use crate::fetch::Fetcher;
 use crate::providers::handshake::{Handshake, Reply};
 use crate::providers::request::RequestView;
 use crate::source::Source;
@@ -37,16 +40,42 @@ pub async fn before_verify(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Signed handshakes, after verification.
-pub async fn after_verify(request: Request, next: Next) -> Response {
+/// Signed handshakes, after verification; `fetcher` confirms subscriptions (AWS SNS).
+pub async fn after_verify(State(fetcher): State<Arc<Fetcher>>, request: Request, next: Next) -> Response {
     let (inbound, _) = match verified(&request) {
         Ok(parts) => parts,
         Err(rejection) => return rejection.into_response(),
     };
     let view = inbound.view(&request, true);
     match inbound.source.provider.handshake(&view, false) {
-        Some(handshake) => answer(&inbound.source, handshake, &view),
+        Some(handshake) => {
+            confirm_subscription(&inbound.source, handshake, &view, &fetcher);
+            answer(&inbound.source, handshake, &view)
+        }
         None => next.run(request).await,
+    }
+}
+
+/// Fetches the confirmation URL of a verified subscription handshake when the source has
+/// `auto_confirm`, in the background; otherwise logs it for an operator to visit.
+fn confirm_subscription(source: &Arc<Source>, handshake: &Handshake, view: &RequestView<'_>, fetcher: &Arc<Fetcher>) {
+    match handshake.confirm_url(view) {
+        None => {}
+        Some(Err(url)) => {
+            tracing::error!(source = %source.name, url = %url, "Subscription confirmation URL is not on the provider's host; not confirming.");
+        }
+        Some(Ok(url)) if source.auto_confirm => {
+            let (fetcher, name) = (fetcher.clone(), source.name.clone());
+            tokio::spawn(async move {
+                match fetcher.get(&url).await {
+                    Ok(_) => tracing::info!(source = %name, "Subscription confirmed."),
+                    Err(e) => tracing::error!(source = %name, error = %e, url = %url, "Subscription confirmation failed; visit the URL to confirm."),
+                }
+            });
+        }
+        Some(Ok(url)) => {
+            tracing::warn!(source = %source.name, url = %url, "Subscription awaits confirmation: visit the URL, or set auto_confirm: true on the source.");
+        }
     }
 }
 
@@ -66,10 +95,7 @@ fn answer(source: &Source, handshake: &Handshake, view: &RequestView<'_>) -> Res
     metrics::handshake(&source.name, &handshake.name);
     tracing::info!(source = %source.name, handshake = %handshake.name, "Answered a handshake.");
     let keys = source.keys();
-    reply_response(
-        handshake.reply(view, keys.first_shared_secret()),
-        "handshake",
-    )
+    reply_response(handshake.reply(view, keys.first_shared_secret()), "handshake")
 }
 
 /// A provider-defined answer as a response, recorded under `outcome`.
@@ -91,7 +117,7 @@ pub fn reply_response(reply: Reply, outcome: &'static str) -> Response {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use axum::middleware::from_fn;
+    use axum::middleware::from_fn_with_state;
     use http_body_util::BodyExt;
     use tower::{Layer, ServiceExt};
 
@@ -102,11 +128,7 @@ mod tests {
 
     fn slack_request(body: &'static [u8]) -> Request {
         use hmac::{Hmac, Mac};
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            .to_string();
+        let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"slack").unwrap();
         mac.update(format!("v0:{ts}:").as_bytes());
         mac.update(body);
@@ -114,10 +136,7 @@ mod tests {
             .method("POST")
             .uri("/hooks/sl")
             .header("X-Slack-Request-Timestamp", ts)
-            .header(
-                "X-Slack-Signature",
-                format!("v0={}", hex::encode(mac.finalize().into_bytes())),
-            )
+            .header("X-Slack-Signature", format!("v0={}", hex::encode(mac.finalize().into_bytes())))
             .body(Body::empty())
             .unwrap();
         request.extensions_mut().insert(Inbound::new(
@@ -131,38 +150,22 @@ mod tests {
     #[tokio::test]
     async fn a_handshake_is_answered_and_goes_no_further() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let service =
-            from_fn(verify).layer(from_fn(after_verify).layer(counting_echo(calls.clone())));
-        let response = service
-            .oneshot(slack_request(
-                br#"{"type":"url_verification","challenge":"abc123"}"#,
-            ))
-            .await
-            .unwrap();
+        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(from_fn_with_state(crate::fetch::Fetcher::new(), after_verify).layer(counting_echo(calls.clone())));
+        let response =
+            service.oneshot(slack_request(br#"{"type":"url_verification","challenge":"abc123"}"#)).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()[http::header::CONTENT_TYPE], "text/plain");
-        assert_eq!(
-            response.extensions().get::<Outcome>(),
-            Some(&Outcome("handshake"))
-        );
-        assert_eq!(
-            &response.into_body().collect().await.unwrap().to_bytes()[..],
-            b"abc123"
-        );
+        assert_eq!(response.extensions().get::<Outcome>(), Some(&Outcome("handshake")));
+        assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"abc123");
         assert!(calls.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn other_events_pass_through() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let service =
-            from_fn(verify).layer(from_fn(after_verify).layer(counting_echo(calls.clone())));
-        let response = service
-            .oneshot(slack_request(
-                br#"{"type":"event_callback","event":{"type":"message"}}"#,
-            ))
-            .await
-            .unwrap();
+        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(from_fn_with_state(crate::fetch::Fetcher::new(), after_verify).layer(counting_echo(calls.clone())));
+        let response =
+            service.oneshot(slack_request(br#"{"type":"event_callback","event":{"type":"message"}}"#)).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(calls.lock().unwrap().len(), 1);
     }

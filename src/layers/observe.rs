@@ -20,21 +20,14 @@ pub async fn observe(State(sources): State<Sources>, request: Request, next: Nex
     let started = Instant::now();
     let source = source_label(&sources, request.uri().path());
     let response = next.run(request).await;
-    let outcome = response
-        .extensions()
-        .get::<Outcome>()
-        .map_or_else(|| fallback_outcome(response.status()), |o| o.0);
+    let outcome = response.extensions().get::<Outcome>().map_or_else(|| fallback_outcome(response.status()), |o| o.0);
     metrics::request(&source, outcome, started.elapsed());
     response
 }
 
 fn source_label(sources: &Sources, path: &str) -> String {
     let name = path.rsplit('/').next().unwrap_or_default();
-    if sources.get(name).is_some() {
-        name.to_owned()
-    } else {
-        UNKNOWN_SOURCE.to_owned()
-    }
+    if sources.get(name).is_some() { name.to_owned() } else { UNKNOWN_SOURCE.to_owned() }
 }
 
 /// Outcomes of responses made outside hookgate's own code (tower-http timeout, panics).

@@ -11,10 +11,7 @@ use crate::error::Rejection;
 
 /// The middleware function.
 pub async fn rate_limit(request: Request, next: Next) -> Response {
-    let limiter = request
-        .extensions()
-        .get::<Inbound>()
-        .and_then(|i| i.source.limiter.as_ref());
+    let limiter = request.extensions().get::<Inbound>().and_then(|i| i.source.limiter.as_ref());
     if let Some(limiter) = limiter
         && let Err(not_until) = limiter.check()
     {
@@ -38,29 +35,15 @@ mod tests {
     #[tokio::test]
     async fn over_the_burst_answers_429_without_calling_inner() {
         let mut s = source("gh", "github", &["s3cret"]);
-        s.limiter = Some(
-            crate::source::limiter(RateLimitConfig {
-                per_second: 1,
-                burst: 2,
-            })
-            .unwrap(),
-        );
+        s.limiter = Some(crate::source::limiter(RateLimitConfig { per_second: 1, burst: 2 }).unwrap());
         let s = Arc::new(s);
         let calls = Arc::new(Mutex::new(Vec::new()));
         let service = from_fn(rate_limit).layer(counting_echo(calls.clone()));
         for _ in 0..2 {
-            let response = service
-                .clone()
-                .oneshot(github_request(&s, "s3cret", "1", "push", b"{}"))
-                .await
-                .unwrap();
+            let response = service.clone().oneshot(github_request(&s, "s3cret", "1", "push", b"{}")).await.unwrap();
             assert_eq!(response.status(), 200);
         }
-        let response = service
-            .clone()
-            .oneshot(github_request(&s, "s3cret", "1", "push", b"{}"))
-            .await
-            .unwrap();
+        let response = service.clone().oneshot(github_request(&s, "s3cret", "1", "push", b"{}")).await.unwrap();
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()["retry-after"], "1");
         assert_eq!(calls.lock().unwrap().len(), 2);
@@ -72,11 +55,7 @@ mod tests {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let service = from_fn(rate_limit).layer(counting_echo(calls.clone()));
         for _ in 0..50 {
-            let response = service
-                .clone()
-                .oneshot(github_request(&s, "s3cret", "1", "push", b"{}"))
-                .await
-                .unwrap();
+            let response = service.clone().oneshot(github_request(&s, "s3cret", "1", "push", b"{}")).await.unwrap();
             assert_eq!(response.status(), 200);
         }
     }

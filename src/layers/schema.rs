@@ -19,10 +19,7 @@ pub async fn validate_schema(request: Request, next: Next) -> Response {
     };
     let Some(json) = inbound.json() else {
         // A schema applies but the body is not JSON: the violation is at the root.
-        return Rejection::SchemaInvalid {
-            pointer: String::new(),
-        }
-        .into_response();
+        return Rejection::SchemaInvalid { pointer: String::new() }.into_response();
     };
     if let Err(violation) = validator.validate(json) {
         let pointer = violation.instance_path().as_str().to_owned();
@@ -36,7 +33,7 @@ pub async fn validate_schema(request: Request, next: Next) -> Response {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use axum::middleware::from_fn;
+    use axum::middleware::{from_fn, from_fn_with_state};
     use tower::{Layer, ServiceExt};
 
     use super::*;
@@ -45,22 +42,16 @@ mod tests {
 
     fn with_schema() -> Arc<crate::source::Source> {
         let mut s = source("gh", "github", &["s3cret"]);
-        let schema = serde_json::json!({"type": "object", "required": ["ref"], "properties": {"ref": {"type": "string"}}});
-        s.schemas.by_type.insert(
-            "push".into(),
-            Arc::new(jsonschema::validator_for(&schema).unwrap()),
-        );
+        let schema =
+            serde_json::json!({"type": "object", "required": ["ref"], "properties": {"ref": {"type": "string"}}});
+        s.schemas.by_type.insert("push".into(), Arc::new(jsonschema::validator_for(&schema).unwrap()));
         Arc::new(s)
     }
 
     async fn run(event: &str, body: &'static [u8]) -> (Response, usize) {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let service =
-            from_fn(verify).layer(from_fn(validate_schema).layer(counting_echo(calls.clone())));
-        let response = service
-            .oneshot(github_request(&with_schema(), "s3cret", "d", event, body))
-            .await
-            .unwrap();
+        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(from_fn(validate_schema).layer(counting_echo(calls.clone())));
+        let response = service.oneshot(github_request(&with_schema(), "s3cret", "d", event, body)).await.unwrap();
         let n = calls.lock().unwrap().len();
         (response, n)
     }
@@ -69,20 +60,14 @@ mod tests {
     async fn a_violation_answers_422_with_its_pointer() {
         let (response, calls) = run("push", br#"{"ref": 7}"#).await;
         assert_eq!(response.status(), 422);
-        assert_eq!(
-            json(response).await,
-            serde_json::json!({"error": "schema_invalid", "pointer": "/ref"})
-        );
+        assert_eq!(json(response).await, serde_json::json!({"error": "schema_invalid", "pointer": "/ref"}));
         assert_eq!(calls, 0);
     }
 
     #[tokio::test]
     async fn a_non_json_body_under_a_schema_is_invalid_at_the_root() {
         let (response, _) = run("push", b"payload=x").await;
-        assert_eq!(
-            json(response).await,
-            serde_json::json!({"error": "schema_invalid", "pointer": ""})
-        );
+        assert_eq!(json(response).await, serde_json::json!({"error": "schema_invalid", "pointer": ""}));
     }
 
     #[tokio::test]

@@ -33,12 +33,7 @@ pub struct Inbound {
 impl Inbound {
     /// Wraps a buffered body.
     pub fn new(source: Arc<Source>, body: Bytes, received_at: SystemTime) -> Self {
-        Self {
-            source,
-            body,
-            received_at,
-            json: Arc::default(),
-        }
+        Self { source, body, received_at, json: Arc::default() }
     }
 
     /// The body as JSON, parsed on first call; `None` for bodies that are not JSON (forms).
@@ -64,19 +59,11 @@ impl Inbound {
 /// Parses bodies that look like JSON; form bodies and the like stay unparsed.
 fn parse_json(body: &[u8]) -> Option<serde_json::Value> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if matches!(first, b'{' | b'[') {
-        serde_json::from_slice(body).ok()
-    } else {
-        None
-    }
+    if matches!(first, b'{' | b'[') { serde_json::from_slice(body).ok() } else { None }
 }
 
 /// The middleware function.
-pub async fn resolve_source(
-    State(sources): State<Sources>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn resolve_source(State(sources): State<Sources>, request: Request, next: Next) -> Response {
     let name = request.uri().path().rsplit('/').next().unwrap_or_default();
     let Some(source) = sources.get(name).cloned() else {
         return Rejection::UnknownSource.into_response();
@@ -94,9 +81,7 @@ pub async fn resolve_source(
             return Rejection::BodyUnreadable.into_response();
         }
     };
-    parts
-        .extensions
-        .insert(Inbound::new(source, body, SystemTime::now()));
+    parts.extensions.insert(Inbound::new(source, body, SystemTime::now()));
     next.run(Request::from_parts(parts, Body::empty())).await
 }
 
@@ -122,19 +107,14 @@ mod tests {
 
     async fn run(request: Request) -> (Response, Vec<Request>) {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let service =
-            from_fn_with_state(sources(), resolve_source).layer(counting_echo(calls.clone()));
+        let service = from_fn_with_state(sources(), resolve_source).layer(counting_echo(calls.clone()));
         let response = service.oneshot(request).await.unwrap();
         let calls = std::mem::take(&mut *calls.lock().unwrap());
         (response, calls)
     }
 
     fn post(path: &str, body: Body) -> Request {
-        Request::builder()
-            .method("POST")
-            .uri(path)
-            .body(body)
-            .unwrap()
+        Request::builder().method("POST").uri(path).body(body).unwrap()
     }
 
     #[tokio::test]
@@ -150,15 +130,10 @@ mod tests {
     async fn oversized_bodies_are_refused_declared_or_streamed() {
         let (response, calls) = run(post("/hooks/small", Body::from("123456789"))).await;
         assert_eq!(response.status(), 413);
-        assert_eq!(
-            json(response).await,
-            serde_json::json!({"error": "payload_too_large"})
-        );
+        assert_eq!(json(response).await, serde_json::json!({"error": "payload_too_large"}));
         assert!(calls.is_empty());
         // No Content-Length: the bounded read catches it.
-        let chunks = futures_util::stream::iter(
-            ["12345", "6789"].map(|c| Ok::<_, std::io::Error>(Bytes::from(c))),
-        );
+        let chunks = futures_util::stream::iter(["12345", "6789"].map(|c| Ok::<_, std::io::Error>(Bytes::from(c))));
         let (response, _) = run(post("/hooks/small", Body::from_stream(chunks))).await;
         assert_eq!(response.status(), 413);
     }
@@ -175,10 +150,7 @@ mod tests {
     async fn unknown_sources_are_404() {
         let (response, calls) = run(post("/hooks/nope", Body::empty())).await;
         assert_eq!(response.status(), 404);
-        assert_eq!(
-            json(response).await,
-            serde_json::json!({"error": "unknown_source"})
-        );
+        assert_eq!(json(response).await, serde_json::json!({"error": "unknown_source"}));
         assert!(calls.is_empty());
     }
 }

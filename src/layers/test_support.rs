@@ -37,10 +37,8 @@ pub(crate) fn source(name: &str, provider: &str, secrets: &[&str]) -> Source {
         public_url: None,
         verify_token: None,
         token_header: None,
-        secret_file: std::env::temp_dir().join(format!(
-            "hookgate-test-{}-{name}.secret",
-            uuid::Uuid::new_v4()
-        )),
+        auto_confirm: false,
+        secret_file: std::env::temp_dir().join(format!("hookgate-test-{}-{name}.secret", uuid::Uuid::new_v4())),
         max_body: 1 << 20,
         limiter: None,
         schemas: Schemas::default(),
@@ -73,11 +71,7 @@ pub(crate) fn github_request(
         .header("Content-Type", "application/json")
         .body(Body::empty())
         .unwrap();
-    request.extensions_mut().insert(Inbound::new(
-        source.clone(),
-        Bytes::from_static(body),
-        SystemTime::now(),
-    ));
+    request.extensions_mut().insert(Inbound::new(source.clone(), Bytes::from_static(body), SystemTime::now()));
     request
 }
 

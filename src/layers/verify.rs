@@ -2,14 +2,16 @@
 //! and extracts the event id and type. The resulting [`VerifiedEvent`] can only be built here,
 //! so every layer below knows it handles an authenticated request.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::source::Inbound;
 use crate::error::Rejection;
+use crate::fetch::Fetcher;
 
 /// An authenticated event. Its fields are private so that only this module can build one.
 #[derive(Debug, Clone)]
@@ -33,22 +35,17 @@ impl VerifiedEvent {
 /// The buffered request and its verified event, as every layer below `verify` sees them. An
 /// error means the stack was assembled without the source or verify layer above: a bug.
 pub fn verified(request: &Request) -> Result<(&Inbound, &VerifiedEvent), Rejection> {
-    match (
-        request.extensions().get::<Inbound>(),
-        request.extensions().get::<VerifiedEvent>(),
-    ) {
+    match (request.extensions().get::<Inbound>(), request.extensions().get::<VerifiedEvent>()) {
         (Some(inbound), Some(event)) => Ok((inbound, event)),
         _ => {
-            tracing::error!(
-                "a layer below `verify` ran without the source and verify layers above it"
-            );
+            tracing::error!("a layer below `verify` ran without the source and verify layers above it");
             Err(Rejection::Internal)
         }
     }
 }
 
-/// The middleware function.
-pub async fn verify(mut request: Request, next: Next) -> Response {
+/// The middleware function; `fetcher` downloads keys a provider names per request (AWS SNS).
+pub async fn verify(State(fetcher): State<Arc<Fetcher>>, mut request: Request, next: Next) -> Response {
     let Some(inbound) = request.extensions().get::<Inbound>().cloned() else {
         tracing::error!("verify layer ran without the source layer above it");
         return Rejection::Internal.into_response();
@@ -58,20 +55,22 @@ pub async fn verify(mut request: Request, next: Next) -> Response {
     // The raw bytes are verified before the body is parsed, unless the provider signs fields
     // inside the body (Mailgun, Adyen, SNS).
     let unparsed = inbound.view(&request, provider.needs_json_to_verify());
-    if let Err(e) = provider.verify(
-        &unparsed,
-        &source.keys(),
-        source.verify_context(),
-        SystemTime::now(),
-    ) {
+    let mut keys = source.keys();
+    if let Some((scheme, url, ttl)) = provider.key_to_fetch(&unparsed, &keys) {
+        match fetcher.certificate(&url, ttl).await {
+            Ok(key) => keys = Arc::new(keys.with_fetched(scheme, key)),
+            Err(e) => {
+                tracing::warn!(source = %source.name, url = %url, error = %e, "Cannot download the signing key; answered 503.");
+                return Rejection::KeyUnavailable.into_response();
+            }
+        }
+    }
+    if let Err(e) = provider.verify(&unparsed, &keys, source.verify_context(), SystemTime::now()) {
         tracing::info!(source = %source.name, reason = %e, "Rejected an unverified request.");
         return Rejection::from(e).into_response();
     }
     let view = inbound.view(&request, true);
-    let event = VerifiedEvent {
-        id: provider.event_id(&view),
-        event_type: provider.event_type(&view),
-    };
+    let event = VerifiedEvent { id: provider.event_id(&view), event_type: provider.event_type(&view) };
     tracing::Span::current().record("event_id", event.id.as_str());
     request.extensions_mut().insert(event);
     next.run(request).await
@@ -81,7 +80,7 @@ pub async fn verify(mut request: Request, next: Next) -> Response {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use axum::middleware::from_fn;
+    use axum::middleware::from_fn_with_state;
     use tower::{Layer, ServiceExt};
 
     use super::*;
@@ -90,28 +89,22 @@ mod tests {
     #[tokio::test]
     async fn a_verified_request_carries_its_event_downstream() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let service = from_fn(verify).layer(counting_echo(calls.clone()));
+        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(counting_echo(calls.clone()));
         let request = github_request(&github(), "s3cret", "d-1", "push", br#"{"ref":"x"}"#);
         assert_eq!(service.oneshot(request).await.unwrap().status(), 200);
         let calls = calls.lock().unwrap();
-        let event = calls[0]
-            .extensions()
-            .get::<VerifiedEvent>()
-            .expect("VerifiedEvent inserted");
+        let event = calls[0].extensions().get::<VerifiedEvent>().expect("VerifiedEvent inserted");
         assert_eq!((event.id(), event.event_type()), ("d-1", "push"));
     }
 
     #[tokio::test]
     async fn a_forged_request_is_rejected_before_the_inner_service() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let service = from_fn(verify).layer(counting_echo(calls.clone()));
+        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(counting_echo(calls.clone()));
         let request = github_request(&github(), "wrong", "d-1", "push", b"{}");
         let response = service.oneshot(request).await.unwrap();
         assert_eq!(response.status(), 401);
-        assert_eq!(
-            json(response).await,
-            serde_json::json!({"error": "signature_invalid"})
-        );
+        assert_eq!(json(response).await, serde_json::json!({"error": "signature_invalid"}));
         assert!(calls.lock().unwrap().is_empty());
     }
 }

@@ -12,18 +12,7 @@ use super::spec::Canonical;
 impl Canonical {
     /// Whether this canonical form includes the source's public URL.
     pub fn needs_url(&self) -> bool {
-        matches!(
-            self,
-            Canonical::Twilio | Canonical::HubspotV3 | Canonical::Contentful
-        )
-    }
-
-    /// Whether this canonicaliser is implemented.
-    pub fn is_supported(&self) -> bool {
-        matches!(
-            self,
-            Canonical::Twilio | Canonical::HubspotV3 | Canonical::Contentful
-        )
+        matches!(self, Canonical::Twilio | Canonical::HubspotV3 | Canonical::Contentful)
     }
 }
 
@@ -32,10 +21,7 @@ pub fn required_headers(kind: &Option<Canonical>) -> Vec<HeaderName> {
     match kind {
         Some(Canonical::HubspotV3) => vec![HeaderName::from_static(HUBSPOT_TIMESTAMP)],
         Some(Canonical::Contentful) => {
-            vec![
-                HeaderName::from_static(CONTENTFUL_SIGNED_HEADERS),
-                HeaderName::from_static(CONTENTFUL_TIMESTAMP),
-            ]
+            vec![HeaderName::from_static(CONTENTFUL_SIGNED_HEADERS), HeaderName::from_static(CONTENTFUL_TIMESTAMP)]
         }
         _ => Vec::new(),
     }
@@ -47,7 +33,7 @@ pub fn build(kind: Canonical, req: &RequestView<'_>) -> Result<Vec<Vec<u8>>, Ver
         Canonical::Twilio => twilio(req),
         Canonical::HubspotV3 => hubspot_v3(req),
         Canonical::Contentful => contentful(req),
-        Canonical::AwsSns => Err(VerifyError::SignatureInvalid),
+        Canonical::AwsSns => aws_sns(req),
     }
 }
 
@@ -62,45 +48,24 @@ fn twilio(req: &RequestView<'_>) -> Result<Vec<Vec<u8>>, VerifyError> {
     let variants = port_variants(&url);
     if let Some(expected) = req.query_param("bodySHA256") {
         let actual = hex::encode(Sha256::digest(req.body));
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            actual.as_bytes(),
-            expected.as_bytes(),
-        )) {
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(actual.as_bytes(), expected.as_bytes())) {
             return Err(VerifyError::SignatureInvalid);
         }
     }
     let is_form = req
         .header(http::header::CONTENT_TYPE.as_str())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    let suffix = if is_form {
-        twilio_params(req.body)
-    } else {
-        String::new()
-    };
-    Ok(variants
-        .into_iter()
-        .map(|u| format!("{u}{suffix}").into_bytes())
-        .collect())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    let suffix = if is_form { twilio_params(req.body) } else { String::new() };
+    Ok(variants.into_iter().map(|u| format!("{u}{suffix}").into_bytes()).collect())
 }
 
 /// Form parameters as Twilio signs them: names sorted, each name's distinct values sorted.
 fn twilio_params(body: &[u8]) -> String {
-    let mut params: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
-        Default::default();
+    let mut params: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
     for (name, value) in form_urlencoded::parse(body) {
-        params
-            .entry(name.into_owned())
-            .or_default()
-            .insert(value.into_owned());
+        params.entry(name.into_owned()).or_default().insert(value.into_owned());
     }
-    params
-        .iter()
-        .flat_map(|(name, values)| values.iter().map(move |v| format!("{name}{v}")))
-        .collect()
+    params.iter().flat_map(|(name, values)| values.iter().map(move |v| format!("{name}{v}"))).collect()
 }
 
 /// The URL without an explicit port, and with one (its own, else the scheme's default).
@@ -120,18 +85,12 @@ fn port_variants(url: &str) -> Vec<String> {
         None => (String::new(), authority),
     };
     let (host, port) = match hostport.rsplit_once(':') {
-        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-            (host, port)
-        }
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => (host, port),
         _ => (hostport, default_port),
     };
     let without = format!("{scheme}://{userinfo}{host}{path}");
     let with = format!("{scheme}://{userinfo}{host}:{port}{path}");
-    if url == with {
-        vec![with, without]
-    } else {
-        vec![without, with]
-    }
+    if url == with { vec![with, without] } else { vec![without, with] }
 }
 
 const HUBSPOT_TIMESTAMP: &str = "x-hubspot-request-timestamp";
@@ -141,9 +100,7 @@ const HUBSPOT_TIMESTAMP: &str = "x-hubspot-request-timestamp";
 /// of percent-encoded characters decoded.
 fn hubspot_v3(req: &RequestView<'_>) -> Result<Vec<Vec<u8>>, VerifyError> {
     let url = req.signed_url().ok_or(VerifyError::SignatureMissing)?;
-    let timestamp = req
-        .header(HUBSPOT_TIMESTAMP)
-        .ok_or(VerifyError::SignatureMissing)?;
+    let timestamp = req.header(HUBSPOT_TIMESTAMP).ok_or(VerifyError::SignatureMissing)?;
     let mut content = Vec::with_capacity(url.len() + req.body.len() + 32);
     content.extend_from_slice(req.method.as_str().as_bytes());
     content.extend_from_slice(hubspot_decode(&url).as_bytes());
@@ -188,6 +145,30 @@ fn hubspot_decode(uri: &str) -> String {
     out
 }
 
+/// AWS SNS (https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html):
+/// `Key\nValue\n` for each signed field present, in a fixed order per message `Type`, with the
+/// JSON-decoded values. Other fields (`UnsubscribeURL`, `SigningCertURL`, ...) are not signed.
+fn aws_sns(req: &RequestView<'_>) -> Result<Vec<Vec<u8>>, VerifyError> {
+    const NOTIFICATION: &[&str] = &["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"];
+    const CONFIRMATION: &[&str] = &["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"];
+    let json = req.json.ok_or(VerifyError::SignatureMissing)?;
+    let keys = match json["Type"].as_str() {
+        Some("Notification") => NOTIFICATION,
+        Some("SubscriptionConfirmation" | "UnsubscribeConfirmation") => CONFIRMATION,
+        _ => return Err(VerifyError::SignatureInvalid),
+    };
+    let mut content = String::new();
+    for key in keys {
+        if let Some(value) = json[*key].as_str() {
+            content.push_str(key);
+            content.push('\n');
+            content.push_str(value);
+            content.push('\n');
+        }
+    }
+    Ok(vec![content.into_bytes()])
+}
+
 const CONTENTFUL_SIGNED_HEADERS: &str = "x-contentful-signed-headers";
 const CONTENTFUL_TIMESTAMP: &str = "x-contentful-timestamp";
 
@@ -200,20 +181,10 @@ const CONTENTFUL_TIMESTAMP: &str = "x-contentful-timestamp";
 /// with `;`.
 fn contentful(req: &RequestView<'_>) -> Result<Vec<Vec<u8>>, VerifyError> {
     let url = req.signed_url().ok_or(VerifyError::SignatureMissing)?;
-    let path_and_query = url.split_once("://").map_or(&*url, |(_, rest)| {
-        rest.find('/').map_or("/", |i| &rest[i..])
-    });
-    let listed = req
-        .header(CONTENTFUL_SIGNED_HEADERS)
-        .ok_or(VerifyError::SignatureMissing)?;
-    let timestamp = req
-        .header(CONTENTFUL_TIMESTAMP)
-        .ok_or(VerifyError::SignatureMissing)?;
-    let digits: String = timestamp
-        .trim()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let path_and_query = url.split_once("://").map_or(&*url, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    let listed = req.header(CONTENTFUL_SIGNED_HEADERS).ok_or(VerifyError::SignatureMissing)?;
+    let timestamp = req.header(CONTENTFUL_TIMESTAMP).ok_or(VerifyError::SignatureMissing)?;
+    let digits: String = timestamp.trim().chars().take_while(char::is_ascii_digit).collect();
     let mut entries: std::collections::BTreeMap<String, String> = listed
         .split(',')
         .filter(|name| *name == name.to_ascii_lowercase())
@@ -225,13 +196,8 @@ fn contentful(req: &RequestView<'_>) -> Result<Vec<Vec<u8>>, VerifyError> {
     let signed_list = names.join(",");
     entries.insert(CONTENTFUL_SIGNED_HEADERS.to_owned(), signed_list);
     let headers: Vec<String> = entries.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-    let mut content = format!(
-        "{}\n{}\n{}\n",
-        req.method,
-        contentful_path(path_and_query),
-        headers.join(";")
-    )
-    .into_bytes();
+    let mut content =
+        format!("{}\n{}\n{}\n", req.method, contentful_path(path_and_query), headers.join(";")).into_bytes();
     content.extend_from_slice(req.body);
     Ok(vec![content])
 }
@@ -282,22 +248,10 @@ mod tests {
     #[test]
     fn port_variants_try_with_and_without_the_port() {
         let cases: [(&str, [&str; 2]); 4] = [
-            (
-                "https://a.example/x?y=1",
-                ["https://a.example/x?y=1", "https://a.example:443/x?y=1"],
-            ),
-            (
-                "https://a.example:443/x",
-                ["https://a.example:443/x", "https://a.example/x"],
-            ),
-            (
-                "http://u:p@a.example/x",
-                ["http://u:p@a.example/x", "http://u:p@a.example:80/x"],
-            ),
-            (
-                "https://a.example:8443/x",
-                ["https://a.example:8443/x", "https://a.example/x"],
-            ),
+            ("https://a.example/x?y=1", ["https://a.example/x?y=1", "https://a.example:443/x?y=1"]),
+            ("https://a.example:443/x", ["https://a.example:443/x", "https://a.example/x"]),
+            ("http://u:p@a.example/x", ["http://u:p@a.example/x", "http://u:p@a.example:80/x"]),
+            ("https://a.example:8443/x", ["https://a.example:8443/x", "https://a.example/x"]),
         ];
         for (url, variants) in cases {
             assert_eq!(port_variants(url), variants, "{url}");
@@ -306,26 +260,17 @@ mod tests {
 
     #[test]
     fn twilio_params_sort_names_and_distinct_values() {
-        assert_eq!(
-            twilio_params(b"To=%2B1&From=a&To=%2B0&To=%2B1"),
-            "FromaTo+0To+1"
-        );
+        assert_eq!(twilio_params(b"To=%2B1&From=a&To=%2B0&To=%2B1"), "FromaTo+0To+1");
     }
 
     #[test]
     fn contentful_paths_encode_the_query_twice() {
         assert_eq!(contentful_path("/hooks/c"), "/hooks/c");
-        assert_eq!(
-            contentful_path("/hooks/c?space=a&note=a%20b"),
-            "/hooks/c?space%253Da%2526note%253Da%252520b"
-        );
+        assert_eq!(contentful_path("/hooks/c?space=a&note=a%20b"), "/hooks/c?space%253Da%2526note%253Da%252520b");
     }
 
     #[test]
     fn hubspot_decodes_only_its_listed_escapes() {
-        assert_eq!(
-            hubspot_decode("https://x.example/a%3Fb%2Cc%20d%3a"),
-            "https://x.example/a?b,c%20d:"
-        );
+        assert_eq!(hubspot_decode("https://x.example/a%3Fb%2Cc%20d%3a"), "https://x.example/a?b,c%20d:");
     }
 }

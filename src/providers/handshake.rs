@@ -21,6 +21,7 @@ pub struct Handshake {
     matcher: Matcher,
     verify_token: Option<Value>,
     capture: Option<Value>,
+    confirm: Option<(Value, regex::Regex)>,
     respond: Respond,
 }
 
@@ -67,17 +68,22 @@ impl Handshake {
     pub fn from_spec(spec: &HandshakeSpec) -> Result<Self, (String, String)> {
         let field = |f: &str| format!("handshakes.{}.{f}", spec.name);
         let matcher = Matcher::from_spec(&spec.matcher).map_err(|(f, e)| (field(&f), e))?;
-        let value = |f: &str, v: &Option<String>| {
-            v.as_deref()
-                .map(Value::parse)
-                .transpose()
-                .map_err(|e| (field(f), e))
-        };
+        let value = |f: &str, v: &Option<String>| v.as_deref().map(Value::parse).transpose().map_err(|e| (field(f), e));
         Ok(Self {
             name: spec.name.clone(),
             before_verify: spec.before_verify,
             verify_token: value("check_verify_token", &spec.check_verify_token)?,
             capture: value("capture_secret", &spec.capture_secret)?,
+            confirm: spec
+                .confirm
+                .as_ref()
+                .map(|c| {
+                    let url = Value::parse(&c.get).map_err(|e| (field("confirm.get"), e))?;
+                    let pattern = regex::Regex::new(&c.url_must_match)
+                        .map_err(|e| (field("confirm.url_must_match"), e.to_string()))?;
+                    Ok::<_, (String, String)>((url, pattern))
+                })
+                .transpose()?,
             respond: Respond::from_spec(&spec.respond).map_err(|(f, e)| (field(&f), e))?,
             matcher,
         })
@@ -107,10 +113,7 @@ impl Handshake {
             (Some(presented), Some(configured)) => {
                 use sha2::{Digest, Sha256};
                 use subtle::ConstantTimeEq;
-                bool::from(
-                    Sha256::digest(presented.as_bytes())
-                        .ct_eq(&Sha256::digest(configured.as_bytes())),
-                )
+                bool::from(Sha256::digest(presented.as_bytes()).ct_eq(&Sha256::digest(configured.as_bytes())))
             }
             _ => false,
         }
@@ -118,10 +121,15 @@ impl Handshake {
 
     /// The secret the provider hands over in this request, if this handshake captures one.
     pub fn captured_secret<'a>(&self, req: &RequestView<'a>) -> Option<Cow<'a, str>> {
-        self.capture
-            .as_ref()?
-            .get(req, None)
-            .filter(|s| !s.is_empty())
+        self.capture.as_ref()?.get(req, None).filter(|s| !s.is_empty())
+    }
+
+    /// The URL to GET to confirm a subscription, if this handshake confirms one: `Err` when the
+    /// request names a URL off the pinned pattern (it is then never fetched).
+    pub fn confirm_url(&self, req: &RequestView<'_>) -> Option<Result<String, String>> {
+        let (value, pattern) = self.confirm.as_ref()?;
+        let url = value.get(req, None).unwrap_or_default().into_owned();
+        Some(if pattern.is_match(&url) { Ok(url) } else { Err(url) })
     }
 
     /// The answer; `key` is the source's first shared secret (for `hmac_sha256_hex`).
@@ -171,11 +179,7 @@ impl Matcher {
         let matcher = Self {
             method,
             query_present: spec.query_present.clone(),
-            query_equals: spec
-                .query_equals
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            query_equals: spec.query_equals.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             header_present,
             header_equals,
             json_equals,
@@ -199,56 +203,26 @@ impl Matcher {
 
     fn matches(&self, req: &RequestView<'_>) -> bool {
         self.method.as_ref().is_none_or(|m| m == req.method)
-            && self
-                .query_present
-                .iter()
-                .all(|q| req.query_param(q).is_some())
-            && self
-                .query_equals
-                .iter()
-                .all(|(q, v)| req.query_param(q).as_deref() == Some(v.as_str()))
-            && self
-                .header_present
-                .iter()
-                .all(|h| req.headers.contains_key(h))
-            && self.header_equals.iter().all(|(h, v)| {
-                req.headers
-                    .get(h)
-                    .is_some_and(|x| x.as_bytes() == v.as_bytes())
-            })
-            && self
-                .json_equals
-                .iter()
-                .all(|(p, v)| req.json.and_then(|j| j.pointer(p)) == Some(v))
-            && self
-                .json_present
-                .iter()
-                .all(|p| req.json.and_then(|j| j.pointer(p)).is_some())
+            && self.query_present.iter().all(|q| req.query_param(q).is_some())
+            && self.query_equals.iter().all(|(q, v)| req.query_param(q).as_deref() == Some(v.as_str()))
+            && self.header_present.iter().all(|h| req.headers.contains_key(h))
+            && self.header_equals.iter().all(|(h, v)| req.headers.get(h).is_some_and(|x| x.as_bytes() == v.as_bytes()))
+            && self.json_equals.iter().all(|(p, v)| req.json.and_then(|j| j.pointer(p)) == Some(v))
+            && self.json_present.iter().all(|p| req.json.and_then(|j| j.pointer(p)).is_some())
     }
 }
 
 impl Respond {
     /// Compiles an answer; errors are `(field, message)`.
     pub fn from_spec(spec: &RespondSpec) -> Result<Self, (String, String)> {
-        let status = StatusCode::from_u16(spec.status).map_err(|_| {
-            (
-                "respond.status".to_owned(),
-                format!("{} is not an HTTP status", spec.status),
-            )
-        })?;
-        let content_type = HeaderValue::from_str(&spec.content_type).map_err(|_| {
-            (
-                "respond.content_type".to_owned(),
-                "is not a valid header value".to_owned(),
-            )
-        })?;
+        let status = StatusCode::from_u16(spec.status)
+            .map_err(|_| ("respond.status".to_owned(), format!("{} is not an HTTP status", spec.status)))?;
+        let content_type = HeaderValue::from_str(&spec.content_type)
+            .map_err(|_| ("respond.content_type".to_owned(), "is not a valid header value".to_owned()))?;
         let value = |f: &str, v: &str| Value::parse(v).map_err(|e| (format!("respond.{f}"), e));
         let body = match (&spec.body, &spec.json_object) {
             (Some(_), Some(_)) => {
-                return Err((
-                    "respond".into(),
-                    "give `body` or `json_object`, not both".into(),
-                ));
+                return Err(("respond".into(), "give `body` or `json_object`, not both".into()));
             }
             (Some(b), None) => BodySource::Value(value("body", b)?),
             (None, Some(object)) => BodySource::JsonObject(
@@ -262,39 +236,21 @@ impl Respond {
         let headers = spec
             .headers
             .iter()
-            .map(|(h, v)| {
-                Ok((
-                    header_name(h).map_err(|e| ("respond.headers".to_owned(), e))?,
-                    value("headers", v)?,
-                ))
-            })
+            .map(|(h, v)| Ok((header_name(h).map_err(|e| ("respond.headers".to_owned(), e))?, value("headers", v)?)))
             .collect::<Result<_, (String, String)>>()?;
-        Ok(Self {
-            status,
-            content_type,
-            body,
-            headers,
-        })
+        Ok(Self { status, content_type, body, headers })
     }
 
     /// The answer for this request.
     pub fn reply(&self, req: &RequestView<'_>, key: Option<&[u8]>) -> Reply {
         let body = match &self.body {
             BodySource::Empty => Bytes::new(),
-            BodySource::Value(v) => v
-                .get(req, key)
-                .map(|s| Bytes::from(s.into_owned()))
-                .unwrap_or_default(),
+            BodySource::Value(v) => v.get(req, key).map(|s| Bytes::from(s.into_owned())).unwrap_or_default(),
             BodySource::JsonObject(fields) => {
                 let object: serde_json::Map<String, serde_json::Value> = fields
                     .iter()
                     .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            serde_json::Value::from(
-                                v.get(req, key).map(Cow::into_owned).unwrap_or_default(),
-                            ),
-                        )
+                        (k.clone(), serde_json::Value::from(v.get(req, key).map(Cow::into_owned).unwrap_or_default()))
                     })
                     .collect();
                 Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
@@ -302,17 +258,10 @@ impl Respond {
         };
         let mut headers = vec![(http::header::CONTENT_TYPE, self.content_type.clone())];
         for (name, value) in &self.headers {
-            if let Some(v) = value
-                .get(req, key)
-                .and_then(|v| HeaderValue::from_str(&v).ok())
-            {
+            if let Some(v) = value.get(req, key).and_then(|v| HeaderValue::from_str(&v).ok()) {
                 headers.push((name.clone(), v));
             }
         }
-        Reply {
-            status: self.status,
-            headers,
-            body,
-        }
+        Reply { status: self.status, headers, body }
     }
 }

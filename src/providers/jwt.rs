@@ -68,25 +68,15 @@ impl JwtScheme {
             })
             .collect::<Result<Vec<_>, _>>()?;
         if algorithms.is_empty() {
-            return Err((
-                "verify.algorithms".into(),
-                "list at least one algorithm".into(),
-            ));
+            return Err(("verify.algorithms".into(), "list at least one algorithm".into()));
         }
         Ok(Self {
             header,
             prefix: spec.prefix.clone(),
             algorithms,
             key: spec.key.clone(),
-            claims: spec
-                .claims
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            body_hash: spec
-                .body_hash
-                .as_ref()
-                .map(|b| (b.claim.clone(), b.encoding)),
+            claims: spec.claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            body_hash: spec.body_hash.as_ref().map(|b| (b.claim.clone(), b.encoding)),
             max_age: spec.max_age.map(|d| d.0),
         })
     }
@@ -119,30 +109,18 @@ impl JwtScheme {
         tolerance: Option<Duration>,
         now: SystemTime,
     ) -> Result<(), VerifyError> {
-        let value = req
-            .header(self.header.as_str())
-            .ok_or(VerifyError::SignatureMissing)?;
-        let token = value
-            .strip_prefix(self.prefix.as_str())
-            .ok_or(VerifyError::SignatureInvalid)?
-            .trim();
+        let value = req.header(self.header.as_str()).ok_or(VerifyError::SignatureMissing)?;
+        let token = value.strip_prefix(self.prefix.as_str()).ok_or(VerifyError::SignatureInvalid)?.trim();
         let [head, payload, signature] = token.split('.').collect::<Vec<_>>()[..] else {
             return Err(VerifyError::SignatureInvalid);
         };
         let header = decode_json(head)?;
-        let alg = header["alg"]
-            .as_str()
-            .and_then(Alg::parse)
-            .filter(|a| self.algorithms.contains(a));
+        let alg = header["alg"].as_str().and_then(Alg::parse).filter(|a| self.algorithms.contains(a));
         let alg = alg.ok_or(VerifyError::SignatureInvalid)?;
         let kid = header["kid"].as_str();
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| VerifyError::SignatureInvalid)?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| VerifyError::SignatureInvalid)?;
         let signing_input = &token.as_bytes()[..head.len() + 1 + payload.len()];
-        let valid = keys
-            .iter()
-            .any(|key| signature_valid(alg, key, kid, signing_input, &signature));
+        let valid = keys.iter().any(|key| signature_valid(alg, key, kid, signing_input, &signature));
         if !valid {
             return Err(VerifyError::SignatureInvalid);
         }
@@ -153,21 +131,16 @@ impl JwtScheme {
             }
         }
         if let Some((claim, encoding)) = &self.body_hash {
-            let stated = claims[claim]
-                .as_str()
-                .and_then(|s| decode(*encoding, s))
-                .ok_or(VerifyError::SignatureInvalid)?;
+            let stated =
+                claims[claim].as_str().and_then(|s| decode(*encoding, s)).ok_or(VerifyError::SignatureInvalid)?;
             if !bool::from(Sha256::digest(req.body).as_slice().ct_eq(&stated)) {
                 return Err(VerifyError::SignatureInvalid);
             }
         }
         if let Some(max_age) = tolerance.or(self.max_age) {
-            let iat = claims["iat"]
-                .as_u64()
-                .ok_or(VerifyError::SignatureInvalid)?;
-            let issued = UNIX_EPOCH
-                .checked_add(Duration::from_secs(iat))
-                .ok_or(VerifyError::TimestampOutOfTolerance)?;
+            let iat = claims["iat"].as_u64().ok_or(VerifyError::SignatureInvalid)?;
+            let issued =
+                UNIX_EPOCH.checked_add(Duration::from_secs(iat)).ok_or(VerifyError::TimestampOutOfTolerance)?;
             let distance = now.duration_since(issued).unwrap_or_else(|e| e.duration());
             if distance > max_age {
                 return Err(VerifyError::TimestampOutOfTolerance);
@@ -178,9 +151,7 @@ impl JwtScheme {
 }
 
 fn decode_json(part: &str) -> Result<Json, VerifyError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| VerifyError::SignatureInvalid)?;
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| VerifyError::SignatureInvalid)?;
     serde_json::from_slice(&bytes).map_err(|_| VerifyError::SignatureInvalid)
 }
 
@@ -203,9 +174,7 @@ fn signature_valid(alg: Alg, key: &Key, kid: Option<&str>, input: &[u8], signatu
                 (Some(a), Some(b)) => a == b,
                 _ => true,
             };
-            kid_matches
-                && p256::ecdsa::Signature::from_slice(signature)
-                    .is_ok_and(|s| public.verify(input, &s).is_ok())
+            kid_matches && p256::ecdsa::Signature::from_slice(signature).is_ok_and(|s| public.verify(input, &s).is_ok())
         }
         _ => false,
     }

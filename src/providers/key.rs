@@ -20,6 +20,8 @@ pub enum Key {
     Ed25519(ed25519_dalek::VerifyingKey),
     /// A P-256 public key, with the JWK `kid` if it came from one.
     P256(p256::ecdsa::VerifyingKey, Option<String>),
+    /// An RSA public key from an X.509 certificate.
+    Rsa(Box<rsa::RsaPublicKey>),
 }
 
 impl Key {
@@ -38,6 +40,7 @@ impl fmt::Debug for Key {
             Key::Bytes(_) => f.write_str("Key::Bytes([redacted])"),
             Key::Ed25519(k) => write!(f, "Key::Ed25519({})", hex::encode(k.as_bytes())),
             Key::P256(_, kid) => write!(f, "Key::P256(kid={kid:?})"),
+            Key::Rsa(_) => f.write_str("Key::Rsa"),
         }
     }
 }
@@ -53,6 +56,8 @@ pub enum KeyKind {
     P256,
     /// Shared secret (HS*) or P-256 JWK (ES256), for JWT.
     Jwt,
+    /// RSA public key of a certificate.
+    Rsa,
 }
 
 /// Decodes `secret` per `spec` for a `kind` of key. The error names the expected form, never the
@@ -62,44 +67,39 @@ pub fn decode_key(kind: KeyKind, spec: &KeySpec, secret: &Secret) -> Result<Key,
     if text.is_empty() {
         return Err("secret is empty".to_owned());
     }
-    let text = spec
-        .strip_prefix
-        .iter()
-        .find_map(|p| text.strip_prefix(p.as_str()))
-        .unwrap_or(text);
-    let expected = || {
-        format!(
-            "secret is not a valid {}{}",
-            describe(kind, spec.decode),
-            describe_prefixes(&spec.strip_prefix)
-        )
-    };
+    let text = spec.strip_prefix.iter().find_map(|p| text.strip_prefix(p.as_str())).unwrap_or(text);
+    let expected =
+        || format!("secret is not a valid {}{}", describe(kind, spec.decode), describe_prefixes(&spec.strip_prefix));
     match (kind, spec.decode) {
         (KeyKind::Ed25519, _) => {
             let bytes = decode_bytes(spec.decode, text).ok_or_else(expected)?;
             let raw: [u8; 32] = bytes.try_into().map_err(|_| expected())?;
-            ed25519_dalek::VerifyingKey::from_bytes(&raw)
-                .map(Key::Ed25519)
-                .map_err(|_| expected())
+            ed25519_dalek::VerifyingKey::from_bytes(&raw).map(Key::Ed25519).map_err(|_| expected())
         }
         (KeyKind::P256 | KeyKind::Jwt, KeyDecode::SpkiBase64) => {
             let der = STANDARD.decode(text).map_err(|_| expected())?;
-            p256::ecdsa::VerifyingKey::from_public_key_der(&der)
-                .map(|k| Key::P256(k, None))
-                .map_err(|_| expected())
+            p256::ecdsa::VerifyingKey::from_public_key_der(&der).map(|k| Key::P256(k, None)).map_err(|_| expected())
         }
         (KeyKind::P256 | KeyKind::Jwt, KeyDecode::Pem) => {
-            p256::ecdsa::VerifyingKey::from_public_key_pem(text)
-                .map(|k| Key::P256(k, None))
-                .map_err(|_| expected())
+            p256::ecdsa::VerifyingKey::from_public_key_pem(text).map(|k| Key::P256(k, None)).map_err(|_| expected())
         }
         (KeyKind::P256 | KeyKind::Jwt, KeyDecode::Jwk) => jwk_p256(text).ok_or_else(expected),
         (KeyKind::P256, _) => Err(expected()),
-        (KeyKind::Bytes | KeyKind::Jwt, decode) => decode_bytes(decode, text)
-            .filter(|b| !b.is_empty())
-            .map(Key::Bytes)
-            .ok_or_else(expected),
+        (KeyKind::Rsa, KeyDecode::X509Pem) => rsa_from_certificate(text.as_bytes()).ok_or_else(expected),
+        (KeyKind::Rsa, _) => Err(expected()),
+        (KeyKind::Bytes | KeyKind::Jwt, decode) => {
+            decode_bytes(decode, text).filter(|b| !b.is_empty()).map(Key::Bytes).ok_or_else(expected)
+        }
     }
+}
+
+/// The RSA public key of a PEM certificate.
+pub fn rsa_from_certificate(pem: &[u8]) -> Option<Key> {
+    use x509_cert::der::{DecodePem, Encode};
+    let certificate = x509_cert::Certificate::from_pem(pem).ok()?;
+    let spki = certificate.tbs_certificate.subject_public_key_info.to_der().ok()?;
+    let key = <rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_der(&spki).ok()?;
+    Some(Key::Rsa(Box::new(key)))
 }
 
 fn decode_bytes(decode: KeyDecode, text: &str) -> Option<Vec<u8>> {
@@ -108,7 +108,7 @@ fn decode_bytes(decode: KeyDecode, text: &str) -> Option<Vec<u8>> {
         KeyDecode::Hex => hex::decode(text).ok(),
         KeyDecode::Base64 | KeyDecode::SpkiBase64 => STANDARD.decode(text).ok(),
         KeyDecode::Base64url => URL_SAFE_NO_PAD.decode(text).ok(),
-        KeyDecode::Pem | KeyDecode::Jwk => None,
+        KeyDecode::Pem | KeyDecode::Jwk | KeyDecode::X509Pem => None,
     }
 }
 
@@ -118,18 +118,9 @@ fn jwk_p256(text: &str) -> Option<Key> {
     if jwk["kty"] != "EC" || jwk["crv"] != "P-256" {
         return None;
     }
-    let coordinate = |name: &str| {
-        URL_SAFE_NO_PAD
-            .decode(jwk[name].as_str()?)
-            .ok()
-            .filter(|c| c.len() == 32)
-    };
+    let coordinate = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str()?).ok().filter(|c| c.len() == 32);
     let (x, y) = (coordinate("x")?, coordinate("y")?);
-    let point = p256::EncodedPoint::from_affine_coordinates(
-        x.as_slice().into(),
-        y.as_slice().into(),
-        false,
-    );
+    let point = p256::EncodedPoint::from_affine_coordinates(x.as_slice().into(), y.as_slice().into(), false);
     let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point).ok()?;
     Some(Key::P256(key, jwk["kid"].as_str().map(str::to_owned)))
 }
@@ -143,6 +134,7 @@ fn describe(kind: KeyKind, decode: KeyDecode) -> String {
         KeyDecode::SpkiBase64 => "base64 DER public key",
         KeyDecode::Pem => "PEM public key",
         KeyDecode::Jwk => "JSON Web Key (EC P-256)",
+        KeyDecode::X509Pem => "PEM X.509 certificate with an RSA key",
     };
     match kind {
         KeyKind::Ed25519 => format!("{form} Ed25519 public key (32 bytes)"),
@@ -151,11 +143,7 @@ fn describe(kind: KeyKind, decode: KeyDecode) -> String {
 }
 
 fn describe_prefixes(prefixes: &[String]) -> String {
-    if prefixes.is_empty() {
-        String::new()
-    } else {
-        format!(" (after an optional `{}` prefix)", prefixes.join("`/`"))
-    }
+    if prefixes.is_empty() { String::new() } else { format!(" (after an optional `{}` prefix)", prefixes.join("`/`")) }
 }
 
 #[cfg(test)]
@@ -163,31 +151,17 @@ mod tests {
     use super::*;
 
     fn spec(decode: KeyDecode, strip: &[&str]) -> KeySpec {
-        KeySpec {
-            decode,
-            strip_prefix: strip.iter().map(|s| (*s).to_owned()).collect(),
-        }
+        KeySpec { fetch: None, decode, strip_prefix: strip.iter().map(|s| (*s).to_owned()).collect() }
     }
 
     #[test]
     fn strips_prefix_then_decodes() {
-        let key = decode_key(
-            KeyKind::Bytes,
-            &spec(KeyDecode::Base64, &["whsec_"]),
-            &Secret::new("whsec_AQID"),
-        )
-        .unwrap();
+        let key =
+            decode_key(KeyKind::Bytes, &spec(KeyDecode::Base64, &["whsec_"]), &Secret::new("whsec_AQID")).unwrap();
         assert_eq!(key.bytes(), Some(&[1u8, 2, 3][..]));
-        let err = decode_key(
-            KeyKind::Bytes,
-            &spec(KeyDecode::Base64, &["whsec_"]),
-            &Secret::new("whsec_not base64!"),
-        )
-        .unwrap_err();
-        assert_eq!(
-            err,
-            "secret is not a valid base64 (after an optional `whsec_` prefix)"
-        );
+        let err = decode_key(KeyKind::Bytes, &spec(KeyDecode::Base64, &["whsec_"]), &Secret::new("whsec_not base64!"))
+            .unwrap_err();
+        assert_eq!(err, "secret is not a valid base64 (after an optional `whsec_` prefix)");
     }
 
     #[test]
@@ -203,30 +177,11 @@ mod tests {
         // RFC 8032 test 1 public key.
         let hex_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
         assert!(matches!(
-            decode_key(
-                KeyKind::Ed25519,
-                &spec(KeyDecode::Hex, &[]),
-                &Secret::new(hex_key)
-            ),
+            decode_key(KeyKind::Ed25519, &spec(KeyDecode::Hex, &[]), &Secret::new(hex_key)),
             Ok(Key::Ed25519(_))
         ));
-        let err = decode_key(
-            KeyKind::Ed25519,
-            &spec(KeyDecode::Hex, &[]),
-            &Secret::new("abcd"),
-        )
-        .unwrap_err();
-        assert_eq!(
-            err,
-            "secret is not a valid hex Ed25519 public key (32 bytes)"
-        );
-        assert!(
-            decode_key(
-                KeyKind::P256,
-                &spec(KeyDecode::SpkiBase64, &[]),
-                &Secret::new("AAAA")
-            )
-            .is_err()
-        );
+        let err = decode_key(KeyKind::Ed25519, &spec(KeyDecode::Hex, &[]), &Secret::new("abcd")).unwrap_err();
+        assert_eq!(err, "secret is not a valid hex Ed25519 public key (32 bytes)");
+        assert!(decode_key(KeyKind::P256, &spec(KeyDecode::SpkiBase64, &[]), &Secret::new("AAAA")).is_err());
     }
 }

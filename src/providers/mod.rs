@@ -69,7 +69,7 @@ pub struct VerifyContext<'a> {
 /// One verification scheme.
 #[derive(Debug)]
 enum Scheme {
-    Signed(SignedScheme),
+    Signed(Box<SignedScheme>),
     Token(TokenScheme),
     Basic,
     Jwt(jwt::JwtScheme),
@@ -84,6 +84,15 @@ impl ProviderKeys {
     /// Whether no secret fits any scheme.
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(Vec::is_empty)
+    }
+
+    /// These keys plus a downloaded one for scheme `index`.
+    pub fn with_fetched(&self, index: usize, key: Key) -> Self {
+        let mut keys = self.clone();
+        if let Some(slot) = keys.0.get_mut(index) {
+            slot.push(key);
+        }
+        keys
     }
 
     /// The first shared-secret bytes, for handshake answers that MAC a value (Zoom).
@@ -116,64 +125,34 @@ impl Provider {
     /// Reads and compiles `dir/NAME.yaml`.
     pub fn load(dir: &Path, name: &str) -> Result<Self, ConfigError> {
         let path = dir.join(format!("{name}.yaml"));
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
         Self::parse(name, &text, path)
     }
 
     /// Parses and compiles provider YAML; `path` is for error messages.
     pub fn parse(name: &str, text: &str, path: PathBuf) -> Result<Self, ConfigError> {
-        let spec: ProviderSpec =
-            serde_yaml_ng::from_str(text).map_err(|e| syntax_error(path.clone(), &e))?;
-        Self::from_spec(name, &spec).map_err(|(field, message)| ConfigError::Invalid {
-            path,
-            field,
-            message,
-        })
+        let spec: ProviderSpec = serde_yaml_ng::from_str(text).map_err(|e| syntax_error(path.clone(), &e))?;
+        Self::from_spec(name, &spec).map_err(|(field, message)| ConfigError::Invalid { path, field, message })
     }
 
     /// Compiles a parsed spec; errors are `(field, message)`.
     pub fn from_spec(name: &str, spec: &ProviderSpec) -> Result<Self, (String, String)> {
-        let schemes = spec
-            .verify
-            .as_slice()
-            .iter()
-            .map(compile_scheme)
-            .collect::<Result<Vec<_>, _>>()?;
+        let schemes = spec.verify.as_slice().iter().map(compile_scheme).collect::<Result<Vec<_>, _>>()?;
         if schemes.is_empty() {
-            return Err((
-                "verify".into(),
-                "list at least one scheme, or write `verify: { type: none }`".into(),
-            ));
+            return Err(("verify".into(), "list at least one scheme, or write `verify: { type: none }`".into()));
         }
         let values = |key: &str, list: &[String]| {
-            list.iter()
-                .map(|f| Value::parse(f))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| (key.to_owned(), e))
+            list.iter().map(|f| Value::parse(f)).collect::<Result<Vec<_>, _>>().map_err(|e| (key.to_owned(), e))
         };
-        let handshakes = spec
-            .handshakes
-            .iter()
-            .map(Handshake::from_spec)
-            .collect::<Result<_, _>>()?;
-        let accept = spec
-            .accept
-            .as_ref()
-            .map(Respond::from_spec)
-            .transpose()
-            .map_err(|(f, e)| (format!("accept.{f}"), e))?;
+        let handshakes = spec.handshakes.iter().map(Handshake::from_spec).collect::<Result<_, _>>()?;
+        let accept =
+            spec.accept.as_ref().map(Respond::from_spec).transpose().map_err(|(f, e)| (format!("accept.{f}"), e))?;
         Ok(Self {
             name: name.to_owned(),
             docs: spec.docs.clone(),
             family: spec.family.clone(),
             aliases: spec.aliases.clone(),
-            identity: (
-                spec.id.as_slice().to_vec(),
-                spec.event_type.as_slice().to_vec(),
-            ),
+            identity: (spec.id.as_slice().to_vec(), spec.event_type.as_slice().to_vec()),
             schemes,
             id: values("id", spec.id.as_slice())?,
             event_type: values("event_type", spec.event_type.as_slice())?,
@@ -206,16 +185,27 @@ impl Provider {
                 errors.push((i, first_error.unwrap_or_default()));
             }
         }
-        if errors.is_empty() {
-            Ok(ProviderKeys(keys))
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(ProviderKeys(keys)) } else { Err(errors) }
     }
 
     /// Whether requests are accepted without authentication (`verify: { type: none }`).
     pub fn is_unauthenticated(&self) -> bool {
         self.schemes.iter().all(|s| matches!(s, Scheme::None))
+    }
+
+    /// The key this request asks to be downloaded: `(scheme index, URL, cache time)`, for a
+    /// scheme with `key.fetch` and no pinned key. A URL off the pinned pattern gives `None`, and
+    /// verification then fails closed.
+    pub fn key_to_fetch(&self, req: &RequestView<'_>, keys: &ProviderKeys) -> Option<(usize, String, Duration)> {
+        self.schemes.iter().enumerate().find_map(|(index, scheme)| {
+            let Scheme::Signed(signed) = scheme else { return None };
+            let fetch = signed.key_fetch()?;
+            if keys.0.get(index).is_some_and(|k| !k.is_empty()) {
+                return None;
+            }
+            let url = signed.key_url(req).ok()??;
+            Some((index, url, fetch.cache))
+        })
     }
 
     /// Whether every scheme authenticates the body (or fields of it): a changed body then fails.
@@ -227,16 +217,19 @@ impl Provider {
         })
     }
 
-    /// Whether a source of this provider needs secrets at all.
+    /// Whether a source of this provider needs secrets at all: not when it has no
+    /// authentication, nor when its keys are downloaded (AWS SNS certificates).
     pub fn needs_secrets(&self) -> bool {
-        !self.is_unauthenticated()
+        !self.schemes.iter().all(|s| match s {
+            Scheme::None => true,
+            Scheme::Signed(x) => x.key_fetch().is_some(),
+            _ => false,
+        })
     }
 
     /// Whether a source of this provider must configure `public_url`.
     pub fn needs_public_url(&self) -> bool {
-        self.schemes
-            .iter()
-            .any(|s| matches!(s, Scheme::Signed(x) if x.needs_url()))
+        self.schemes.iter().any(|s| matches!(s, Scheme::Signed(x) if x.needs_url()))
     }
 
     /// Whether verification reads the parsed JSON body (signature or signed fields inside it).
@@ -286,6 +279,7 @@ impl Provider {
                     Algorithm::Hash(d) => format!("hash-{d:?}").to_lowercase(),
                     Algorithm::Ed25519 => "ed25519".to_owned(),
                     Algorithm::Ecdsa { .. } => "ecdsa-p256".to_owned(),
+                    Algorithm::Rsa(_) => "rsa".to_owned(),
                 },
                 Scheme::Token(_) => "token".to_owned(),
                 Scheme::Basic => "basic".to_owned(),
@@ -298,7 +292,7 @@ impl Provider {
     /// The signed schemes, for signing tools and tests.
     pub fn signed_schemes(&self) -> impl Iterator<Item = &SignedScheme> {
         self.schemes.iter().filter_map(|s| match s {
-            Scheme::Signed(x) => Some(x),
+            Scheme::Signed(x) => Some(x.as_ref()),
             _ => None,
         })
     }
@@ -339,8 +333,7 @@ impl Provider {
     /// The event id as the provider defines it, else `sha256:<hex of the body>`, so a
     /// redelivered identical request deduplicates.
     pub fn event_id(&self, req: &RequestView<'_>) -> String {
-        first_value(&self.id, req)
-            .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(req.body))))
+        first_value(&self.id, req).unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(req.body))))
     }
 
     /// The event type as the provider defines it, else `unknown`.
@@ -355,9 +348,7 @@ impl Provider {
 
     /// The first handshake of the given phase this request is, if any.
     pub fn handshake(&self, req: &RequestView<'_>, before_verify: bool) -> Option<&Handshake> {
-        self.handshakes
-            .iter()
-            .find(|h| h.before_verify == before_verify && h.matches(req))
+        self.handshakes.iter().find(|h| h.before_verify == before_verify && h.matches(req))
     }
 
     /// The provider's own answer to accepted events, if it expects one.
@@ -401,26 +392,13 @@ impl Scheme {
 }
 
 fn compile_scheme(spec: &VerifySpec) -> Result<Scheme, (String, String)> {
-    let signed = |algorithm, spec| {
-        let scheme = SignedScheme::from_spec(algorithm, spec)?;
-        if let Some(kind) = spec.canonical.filter(|k| !k.is_supported()) {
-            return Err((
-                "verify.canonical".into(),
-                format!("canonical `{kind:?}` is not supported yet"),
-            ));
-        }
-        Ok(Scheme::Signed(scheme))
-    };
+    let signed = |algorithm, spec| SignedScheme::from_spec(algorithm, spec).map(|s| Scheme::Signed(Box::new(s)));
     match spec {
         VerifySpec::Hmac(s) => signed(Algorithm::Hmac(s.algorithm), s),
         VerifySpec::Hash(s) => signed(Algorithm::Hash(s.algorithm), s),
         VerifySpec::Ed25519(s) => signed(Algorithm::Ed25519, s),
-        VerifySpec::Ecdsa(s) => signed(
-            Algorithm::Ecdsa {
-                der: s.signature.der,
-            },
-            s,
-        ),
+        VerifySpec::Ecdsa(s) => signed(Algorithm::Ecdsa { der: s.signature.der }, s),
+        VerifySpec::Rsa(s) => signed(Algorithm::Rsa(s.algorithm), s),
         VerifySpec::Token(t) => TokenScheme::from_spec(t).map(Scheme::Token),
         VerifySpec::Basic {} => Ok(Scheme::Basic),
         VerifySpec::Jwt(j) => jwt::JwtScheme::from_spec(j).map(Scheme::Jwt),
@@ -429,10 +407,7 @@ fn compile_scheme(spec: &VerifySpec) -> Result<Scheme, (String, String)> {
 }
 
 fn first_value(values: &[Value], req: &RequestView<'_>) -> Option<String> {
-    values
-        .iter()
-        .find_map(|v| v.get(req, None).filter(|s| !s.is_empty()))
-        .map(|v| v.into_owned())
+    values.iter().find_map(|v| v.get(req, None).filter(|s| !s.is_empty())).map(|v| v.into_owned())
 }
 
 #[cfg(test)]

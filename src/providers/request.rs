@@ -25,14 +25,7 @@ pub struct RequestView<'a> {
 impl<'a> RequestView<'a> {
     /// A POST with these headers and body, nothing else (tests, tools).
     pub fn post(headers: &'a HeaderMap, body: &'a [u8]) -> Self {
-        Self {
-            method: &Method::POST,
-            headers,
-            query: None,
-            public_url: None,
-            body,
-            json: None,
-        }
+        Self { method: &Method::POST, headers, query: None, public_url: None, body, json: None }
     }
 
     /// The same request with its parsed JSON.
@@ -47,9 +40,7 @@ impl<'a> RequestView<'a> {
 
     /// A query parameter, URL-decoded; the first if repeated.
     pub fn query_param(&self, name: &str) -> Option<Cow<'a, str>> {
-        form_urlencoded::parse(self.query?.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
+        form_urlencoded::parse(self.query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
     /// A query parameter exactly as sent (not decoded).
@@ -62,9 +53,7 @@ impl<'a> RequestView<'a> {
 
     /// A field of a form-encoded body, decoded; the first if repeated.
     pub fn form_param(&self, name: &str) -> Option<Cow<'a, str>> {
-        form_urlencoded::parse(self.body)
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
+        form_urlencoded::parse(self.body).find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
     /// The URL the provider signed: `public_url` plus `?query` when there is one.

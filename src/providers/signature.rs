@@ -33,11 +33,7 @@ pub enum Location {
 
 impl Location {
     /// Exactly one of `header`, `json`, `query`.
-    pub fn from_parts(
-        header: Option<&str>,
-        json: Option<&str>,
-        query: Option<&str>,
-    ) -> Result<Self, String> {
+    pub fn from_parts(header: Option<&str>, json: Option<&str>, query: Option<&str>) -> Result<Self, String> {
         match (header, json, query) {
             (Some(h), None, None) => header_name(h).map(Location::Header),
             (None, Some(p), None) => json_pointer(p).map(|p| Location::Json(p.to_owned())),
@@ -50,13 +46,9 @@ impl Location {
     pub fn values<'a>(&self, req: &RequestView<'a>) -> Vec<std::borrow::Cow<'a, str>> {
         use std::borrow::Cow;
         match self {
-            Location::Header(name) => req
-                .headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(Cow::Borrowed)
-                .collect(),
+            Location::Header(name) => {
+                req.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(Cow::Borrowed).collect()
+            }
             Location::Json(pointer) => req
                 .json
                 .and_then(|j| j.pointer(pointer))
@@ -92,35 +84,17 @@ pub struct SignatureFormat {
 
 #[derive(Debug, Clone)]
 enum Syntax {
-    Plain {
-        prefix: String,
-        optional: bool,
-    },
-    Kv {
-        pair_sep: String,
-        kv_sep: String,
-        sig_keys: Vec<String>,
-    },
-    List {
-        sep: String,
-        version_sep: String,
-        versions: Vec<String>,
-    },
+    Plain { prefix: String, optional: bool },
+    Kv { pair_sep: String, kv_sep: String, sig_keys: Vec<String> },
+    List { sep: String, version_sep: String, versions: Vec<String> },
 }
 
 impl SignatureFormat {
     /// Compiles the spec.
     pub fn from_spec(spec: &SignatureSpec) -> Result<Self, String> {
-        let location = Location::from_parts(
-            spec.header.as_deref(),
-            spec.json.as_deref(),
-            spec.query.as_deref(),
-        )?;
+        let location = Location::from_parts(spec.header.as_deref(), spec.json.as_deref(), spec.query.as_deref())?;
         let syntax = match spec.format {
-            SignatureFormatKind::Plain => Syntax::Plain {
-                prefix: spec.prefix.clone(),
-                optional: spec.prefix_optional,
-            },
+            SignatureFormatKind::Plain => Syntax::Plain { prefix: spec.prefix.clone(), optional: spec.prefix_optional },
             SignatureFormatKind::Kv => {
                 non_empty("sig_keys", &spec.sig_keys)?;
                 Syntax::Kv {
@@ -138,11 +112,7 @@ impl SignatureFormat {
                 }
             }
         };
-        Ok(Self {
-            location,
-            syntax,
-            encoding: spec.encoding,
-        })
+        Ok(Self { location, syntax, encoding: spec.encoding })
     }
 
     /// Whether `{sig.NAME}` parameters exist in this format.
@@ -182,11 +152,7 @@ impl SignatureFormat {
                     None => {}
                 }
             }
-            Syntax::Kv {
-                pair_sep,
-                kv_sep,
-                sig_keys,
-            } => {
+            Syntax::Kv { pair_sep, kv_sep, sig_keys } => {
                 for pair in text.split(pair_sep.as_str()) {
                     let Some((key, value)) = pair.split_once(kv_sep.as_str()) else {
                         continue;
@@ -199,11 +165,7 @@ impl SignatureFormat {
                     }
                 }
             }
-            Syntax::List {
-                sep,
-                version_sep,
-                versions,
-            } => {
+            Syntax::List { sep, version_sep, versions } => {
                 for entry in text.split(sep.as_str()).filter(|e| !e.is_empty()) {
                     let Some((version, sig)) = entry.split_once(version_sep.as_str()) else {
                         continue;
@@ -233,11 +195,7 @@ pub fn decode(encoding: Encoding, text: &str) -> Option<Vec<u8>> {
 }
 
 fn non_empty(field: &str, list: &[String]) -> Result<(), String> {
-    if list.is_empty() {
-        Err(format!("`{field}` must name at least one entry"))
-    } else {
-        Ok(())
-    }
+    if list.is_empty() { Err(format!("`{field}` must name at least one entry")) } else { Ok(()) }
 }
 
 #[cfg(test)]
@@ -247,8 +205,7 @@ mod tests {
     use super::*;
 
     fn spec(format: SignatureFormatKind, encoding: Encoding) -> SignatureSpec {
-        let yaml =
-            format!("{{ format: {format:?}, header: Sig, encoding: {encoding:?} }}").to_lowercase();
+        let yaml = format!("{{ format: {format:?}, header: Sig, encoding: {encoding:?} }}").to_lowercase();
         serde_yaml_ng::from_str(&yaml).unwrap()
     }
 
@@ -269,27 +226,16 @@ mod tests {
     fn kv_collects_every_signature_and_keeps_other_params() {
         let mut s = spec(SignatureFormatKind::Kv, Encoding::Hex);
         s.sig_keys = vec!["v1".into()];
-        let sigs = parse(
-            &SignatureFormat::from_spec(&s).unwrap(),
-            &["t=12,v1=aa,v0=bb,v1=CC"],
-        )
-        .unwrap();
+        let sigs = parse(&SignatureFormat::from_spec(&s).unwrap(), &["t=12,v1=aa,v0=bb,v1=CC"]).unwrap();
         assert_eq!(sigs.candidates, vec![vec![0xaa], vec![0xcc]]);
-        assert_eq!(
-            sigs.params,
-            vec![("t".into(), "12".into()), ("v0".into(), "bb".into())]
-        );
+        assert_eq!(sigs.params, vec![("t".into(), "12".into()), ("v0".into(), "bb".into())]);
     }
 
     #[test]
     fn list_ignores_unknown_versions() {
         let mut s = spec(SignatureFormatKind::List, Encoding::Base64);
         s.versions = vec!["v1".into()];
-        let sigs = parse(
-            &SignatureFormat::from_spec(&s).unwrap(),
-            &["v1a,AAAA v1,AQ== v2,Ag=="],
-        )
-        .unwrap();
+        let sigs = parse(&SignatureFormat::from_spec(&s).unwrap(), &["v1a,AAAA v1,AQ== v2,Ag=="]).unwrap();
         assert_eq!(sigs.candidates, vec![vec![1]]);
     }
 
@@ -298,27 +244,12 @@ mod tests {
         let mut s = spec(SignatureFormatKind::Plain, Encoding::Hex);
         s.prefix = "sha256=".into();
         let strict = SignatureFormat::from_spec(&s).unwrap();
-        assert!(matches!(
-            parse(&strict, &["0a"]),
-            Err(VerifyError::SignatureInvalid)
-        ));
-        assert_eq!(
-            parse(&strict, &["sha256=0a", "sha256=0b"])
-                .unwrap()
-                .candidates
-                .len(),
-            2
-        );
-        assert!(matches!(
-            parse(&strict, &[]),
-            Err(VerifyError::SignatureMissing)
-        ));
+        assert!(matches!(parse(&strict, &["0a"]), Err(VerifyError::SignatureInvalid)));
+        assert_eq!(parse(&strict, &["sha256=0a", "sha256=0b"]).unwrap().candidates.len(), 2);
+        assert!(matches!(parse(&strict, &[]), Err(VerifyError::SignatureMissing)));
         s.prefix_optional = true;
         let lenient = SignatureFormat::from_spec(&s).unwrap();
-        assert_eq!(
-            parse(&lenient, &["0a"]).unwrap().candidates,
-            vec![vec![0x0a]]
-        );
+        assert_eq!(parse(&lenient, &["0a"]).unwrap().candidates, vec![vec![0x0a]]);
     }
 
     #[test]
@@ -329,16 +260,10 @@ mod tests {
         let format = SignatureFormat::from_spec(&s).unwrap();
         let json = serde_json::json!({"signature": {"signature": "0a0b"}});
         let h = HeaderMap::new();
-        let sigs = format
-            .parse(&RequestView::post(&h, b"").with_json(Some(&json)))
-            .unwrap();
+        let sigs = format.parse(&RequestView::post(&h, b"").with_json(Some(&json))).unwrap();
         assert_eq!(sigs.candidates, vec![vec![0x0a, 0x0b]]);
         s.query = Some("sig".into());
-        assert!(
-            SignatureFormat::from_spec(&s)
-                .unwrap_err()
-                .contains("exactly one")
-        );
+        assert!(SignatureFormat::from_spec(&s).unwrap_err().contains("exactly one"));
     }
 
     #[test]

@@ -57,16 +57,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("one item or a list of items")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                seq: A,
-            ) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
                 Vec::deserialize(SeqAccessDeserializer::new(seq)).map(OneOrMany::Many)
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 T::deserialize(MapAccessDeserializer::new(map)).map(OneOrMany::One)
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -105,6 +99,8 @@ pub enum VerifySpec {
     Ed25519(SignedSpec),
     /// ECDSA P-256/SHA-256 signature; the secret is the public key.
     Ecdsa(SignedSpec),
+    /// RSA PKCS#1 v1.5 signature; the key is an X.509 certificate, pinned or fetched.
+    Rsa(SignedSpec),
     /// A shared token compared with the secret.
     Token(TokenSpec),
     /// HTTP Basic credentials compared with `user:password` secrets.
@@ -136,6 +132,31 @@ pub struct SignedSpec {
     /// Replay window, for schemes that sign a timestamp.
     #[serde(default)]
     pub timestamp: Option<TimestampSpec>,
+    /// The digest chosen per request by a body field (AWS SNS `SignatureVersion`).
+    #[serde(default)]
+    pub algorithm_from: Option<AlgorithmFromSpec>,
+}
+
+/// A digest named by a body field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlgorithmFromSpec {
+    /// JSON pointer to the field.
+    pub json: String,
+    /// Field value → digest; any other value fails verification.
+    pub map: BTreeMap<String, DigestAlgorithm>,
+}
+
+/// Where a key (certificate) is downloaded from when the request names it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchSpec {
+    /// The value holding the URL (`json:/SigningCertURL`).
+    pub url_from: String,
+    /// The URL must match this regular expression, pinned certificates included.
+    pub url_must_match: String,
+    /// How long a downloaded key is kept.
+    pub cache: HumanDuration,
 }
 
 /// Digest functions.
@@ -175,6 +196,9 @@ pub struct KeySpec {
     /// Prefixes removed before decoding, first match only (e.g. `whsec_`).
     #[serde(default)]
     pub strip_prefix: Vec<String>,
+    /// Download the key named by the request, when no pinned key is configured.
+    #[serde(default)]
+    pub fetch: Option<FetchSpec>,
 }
 
 /// Key encodings.
@@ -196,6 +220,8 @@ pub enum KeyDecode {
     Pem,
     /// A JSON Web Key.
     Jwk,
+    /// A PEM X.509 certificate (its RSA public key).
+    X509Pem,
 }
 
 /// Binary-to-text encodings of signatures.
@@ -365,8 +391,21 @@ pub struct HandshakeSpec {
     /// A value stored as the source's secret (Asana, Notion).
     #[serde(default)]
     pub capture_secret: Option<String>,
+    /// A URL to GET to confirm a subscription (AWS SNS), when the source sets `auto_confirm`.
+    #[serde(default)]
+    pub confirm: Option<ConfirmSpec>,
     /// The answer.
     pub respond: RespondSpec,
+}
+
+/// A subscription confirmation by GET.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmSpec {
+    /// The value holding the URL (`json:/SubscribeURL`).
+    pub get: String,
+    /// The URL must match this regular expression.
+    pub url_must_match: String,
 }
 
 /// Handshake conditions.

@@ -49,27 +49,21 @@ impl Template {
         let mut rest = text;
         while let Some(open) = rest.find('{') {
             push_literal(&mut parts, &rest[..open]);
-            let close = rest[open..]
-                .find('}')
-                .ok_or_else(|| format!("unclosed `{{` in signed_content `{text}`"))?;
+            let close = rest[open..].find('}').ok_or_else(|| format!("unclosed `{{` in signed_content `{text}`"))?;
             parts.push(parse_variable(&rest[open + 1..open + close], allowed)?);
             rest = &rest[open + close + 1..];
         }
         push_literal(&mut parts, rest);
         // Some providers sign selected body fields rather than the whole body (Adyen, Mailgun);
         // content that covers neither would authenticate nothing the consumer reads.
-        let covers_body = parts
-            .iter()
-            .any(|p| matches!(p, Part::Body | Part::BodySha256Hex | Part::Json(_)));
+        let covers_body = parts.iter().any(|p| matches!(p, Part::Body | Part::BodySha256Hex | Part::Json(_)));
         if !covers_body {
             return Err(format!(
                 "signed_content `{text}` includes neither `{{body}}`, `{{body_sha256_hex}}` nor a `{{json:/pointer}}` field: the body would go unauthenticated"
             ));
         }
         if allowed.secret && !parts.contains(&Part::Secret) {
-            return Err(format!(
-                "signed_content `{text}` of a `hash` scheme must include `{{secret}}`"
-            ));
+            return Err(format!("signed_content `{text}` of a `hash` scheme must include `{{secret}}`"));
         }
         Ok(Self(parts))
     }
@@ -99,10 +93,7 @@ impl Template {
         params: &'a [(String, String)],
         secret: Option<&'a [u8]>,
     ) -> Result<Vec<Cow<'a, [u8]>>, MissingPart> {
-        self.0
-            .iter()
-            .map(|part| resolve_part(part, req, params, secret))
-            .collect()
+        self.0.iter().map(|part| resolve_part(part, req, params, secret)).collect()
     }
 }
 
@@ -117,19 +108,13 @@ fn resolve_part<'a>(
         Part::Literal(bytes) => Cow::Borrowed(bytes.as_slice()),
         Part::Body => Cow::Borrowed(req.body),
         Part::Method => Cow::Borrowed(req.method.as_str().as_bytes()),
-        Part::Url => match req
-            .signed_url()
-            .ok_or_else(|| missing("public_url".into()))?
-        {
+        Part::Url => match req.signed_url().ok_or_else(|| missing("public_url".into()))? {
             Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
             Cow::Owned(s) => Cow::Owned(s.into_bytes()),
         },
-        Part::Header(name) => Cow::Borrowed(
-            req.headers
-                .get(name)
-                .ok_or_else(|| missing(format!("header {name}")))?
-                .as_bytes(),
-        ),
+        Part::Header(name) => {
+            Cow::Borrowed(req.headers.get(name).ok_or_else(|| missing(format!("header {name}")))?.as_bytes())
+        }
         Part::Sig(name) => Cow::Borrowed(
             params
                 .iter()
@@ -138,15 +123,10 @@ fn resolve_part<'a>(
                 .ok_or_else(|| missing(format!("signature parameter {name}")))?,
         ),
         Part::Query(name) => Cow::Borrowed(
-            req.query_param_raw(name)
-                .ok_or_else(|| missing(format!("query parameter {name}")))?
-                .as_bytes(),
+            req.query_param_raw(name).ok_or_else(|| missing(format!("query parameter {name}")))?.as_bytes(),
         ),
         Part::Json(pointer) => {
-            let value = req
-                .json
-                .and_then(|j| j.pointer(pointer))
-                .and_then(scalar_text);
+            let value = req.json.and_then(|j| j.pointer(pointer)).and_then(scalar_text);
             match value {
                 Some(Cow::Borrowed(s)) => Cow::Borrowed(s.as_bytes()),
                 Some(Cow::Owned(s)) => Cow::Owned(s.into_bytes()),
@@ -186,9 +166,7 @@ fn parse_variable(var: &str, allowed: Allowed) -> Result<Part, String> {
     }
     if let Some(name) = var.strip_prefix("sig.") {
         if !allowed.sig_params {
-            return Err(format!(
-                "`{{{var}}}` needs a signature header with parameters (`format: kv`)"
-            ));
+            return Err(format!("`{{{var}}}` needs a signature header with parameters (`format: kv`)"));
         }
         return Ok(Part::Sig(name.to_owned()));
     }
@@ -207,18 +185,13 @@ mod tests {
         parts.concat()
     }
 
-    const KV: Allowed = Allowed {
-        sig_params: true,
-        secret: false,
-    };
+    const KV: Allowed = Allowed { sig_params: true, secret: false };
 
     #[test]
     fn resolves_every_placeholder() {
-        let t = Template::parse(
-            "{method}|{url}|{header.X-Ts}|{sig.t}|{query.a}|{json:/n}|{body}|{body_sha256_hex}",
-            KV,
-        )
-        .unwrap();
+        let t =
+            Template::parse("{method}|{url}|{header.X-Ts}|{sig.t}|{query.a}|{json:/n}|{body}|{body_sha256_hex}", KV)
+                .unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("x-ts", "123".parse().unwrap());
         let json = serde_json::json!({"n": 5});
@@ -242,53 +215,21 @@ mod tests {
     fn missing_inputs_are_reported() {
         let t = Template::parse("{header.X-Ts}{body}", KV).unwrap();
         let headers = HeaderMap::new();
-        let err = t
-            .resolve(&RequestView::post(&headers, b""), &[], None)
-            .unwrap_err();
+        let err = t.resolve(&RequestView::post(&headers, b""), &[], None).unwrap_err();
         assert_eq!(err, MissingPart("header x-ts".into()));
         let t = Template::parse("{url}{body}", KV).unwrap();
-        assert!(
-            t.resolve(&RequestView::post(&headers, b""), &[], None)
-                .is_err()
-        );
+        assert!(t.resolve(&RequestView::post(&headers, b""), &[], None).is_err());
     }
 
     #[test]
     fn rejects_unknown_variables_and_unsigned_bodies() {
         let none = Allowed::default();
-        assert!(
-            Template::parse("{bdy}", none)
-                .unwrap_err()
-                .contains("unknown template variable `{bdy}`")
-        );
-        assert!(
-            Template::parse("{sig.t}{body}", none)
-                .unwrap_err()
-                .contains("format: kv")
-        );
-        assert!(
-            Template::parse("{header.X}", none)
-                .unwrap_err()
-                .contains("includes neither `{body}`")
-        );
-        assert!(
-            Template::parse("{body", none)
-                .unwrap_err()
-                .contains("unclosed")
-        );
-        assert!(
-            Template::parse("{secret}{body}", none)
-                .unwrap_err()
-                .contains("only allowed in `type: hash`")
-        );
-        let hash = Allowed {
-            sig_params: false,
-            secret: true,
-        };
-        assert!(
-            Template::parse("{body}", hash)
-                .unwrap_err()
-                .contains("must include `{secret}`")
-        );
+        assert!(Template::parse("{bdy}", none).unwrap_err().contains("unknown template variable `{bdy}`"));
+        assert!(Template::parse("{sig.t}{body}", none).unwrap_err().contains("format: kv"));
+        assert!(Template::parse("{header.X}", none).unwrap_err().contains("includes neither `{body}`"));
+        assert!(Template::parse("{body", none).unwrap_err().contains("unclosed"));
+        assert!(Template::parse("{secret}{body}", none).unwrap_err().contains("only allowed in `type: hash`"));
+        let hash = Allowed { sig_params: false, secret: true };
+        assert!(Template::parse("{body}", hash).unwrap_err().contains("must include `{secret}`"));
     }
 }

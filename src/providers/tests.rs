@@ -22,10 +22,7 @@ fn inline(yaml: &str) -> Provider {
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (k, v) in pairs {
-        map.append(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
+        map.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
     }
     map
 }
@@ -43,12 +40,9 @@ fn verify(
 
 #[test]
 fn event_ids_and_types_follow_each_provider() {
-    let json = serde_json::json!({"id": "evt_1", "type": "invoice.paid", "event_id": "Ev1", "event": {"type": "app_mention"}});
-    let hs = headers(&[
-        ("X-GitHub-Delivery", "d-1"),
-        ("X-GitHub-Event", "push"),
-        ("webhook-id", "msg_1"),
-    ]);
+    let json =
+        serde_json::json!({"id": "evt_1", "type": "invoice.paid", "event_id": "Ev1", "event": {"type": "app_mention"}});
+    let hs = headers(&[("X-GitHub-Delivery", "d-1"), ("X-GitHub-Event", "push"), ("webhook-id", "msg_1")]);
     let view = RequestView::post(&hs, b"{}").with_json(Some(&json));
     let cases = [
         ("github", "d-1", "push"),
@@ -58,11 +52,7 @@ fn event_ids_and_types_follow_each_provider() {
     ];
     for (name, id, event_type) in cases {
         let p = provider(name);
-        assert_eq!(
-            (p.event_id(&view).as_str(), p.event_type(&view).as_str()),
-            (id, event_type),
-            "{name}"
-        );
+        assert_eq!((p.event_id(&view).as_str(), p.event_type(&view).as_str()), (id, event_type), "{name}");
     }
 }
 
@@ -71,10 +61,7 @@ fn missing_ids_fall_back_to_a_body_digest() {
     let hs = HeaderMap::new();
     let view = RequestView::post(&hs, b"abc");
     let p = provider("github");
-    assert_eq!(
-        p.event_id(&view),
-        "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
+    assert_eq!(p.event_id(&view), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert_eq!(p.event_type(&view), "unknown");
 }
 
@@ -84,24 +71,12 @@ fn slack_url_verification_is_a_signed_handshake_answered_with_the_challenge() {
     let json = serde_json::json!({"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"});
     let hs = HeaderMap::new();
     let view = RequestView::post(&hs, b"").with_json(Some(&json));
-    assert!(
-        p.handshake(&view, true).is_none(),
-        "answered only after verification"
-    );
-    let reply = p
-        .handshake(&view, false)
-        .expect("url_verification matches")
-        .reply(&view, None);
+    assert!(p.handshake(&view, true).is_none(), "answered only after verification");
+    let reply = p.handshake(&view, false).expect("url_verification matches").reply(&view, None);
     assert_eq!(reply.status, http::StatusCode::OK);
-    assert_eq!(
-        &reply.body[..],
-        b"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
-    );
+    assert_eq!(&reply.body[..], b"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P");
     let callback = serde_json::json!({"type": "event_callback", "event": {"type": "message"}});
-    assert!(
-        p.handshake(&view.with_json(Some(&callback)), false)
-            .is_none()
-    );
+    assert!(p.handshake(&view.with_json(Some(&callback)), false).is_none());
 }
 
 #[test]
@@ -111,26 +86,14 @@ fn a_source_tolerance_narrows_the_window() {
     let hs = headers(&[
         ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
         ("webhook-timestamp", "1614265330"),
-        (
-            "webhook-signature",
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
-        ),
+        ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
     ]);
     let view = RequestView::post(&hs, br#"{"test": 2432232314}"#);
     let later = UNIX_EPOCH + Duration::from_secs(1_614_265_330 + 60);
     let secret = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"];
-    assert_eq!(
-        verify(&p, &secret, &view, VerifyContext::default(), later),
-        Ok(())
-    );
-    let narrow = VerifyContext {
-        tolerance: Some(Duration::from_secs(30)),
-        token_header: None,
-    };
-    assert_eq!(
-        verify(&p, &secret, &view, narrow, later),
-        Err(VerifyError::TimestampOutOfTolerance)
-    );
+    assert_eq!(verify(&p, &secret, &view, VerifyContext::default(), later), Ok(()));
+    let narrow = VerifyContext { tolerance: Some(Duration::from_secs(30)), token_header: None };
+    assert_eq!(verify(&p, &secret, &view, narrow, later), Err(VerifyError::TimestampOutOfTolerance));
 }
 
 #[test]
@@ -139,10 +102,7 @@ fn tokens_compare_exactly_and_the_header_can_be_overridden() {
     let now = SystemTime::now();
     let ok = headers(&[("X-Token", "Bearer s3cret")]);
     let ctx = VerifyContext::default();
-    assert_eq!(
-        verify(&p, &["s3cret"], &RequestView::post(&ok, b""), ctx, now),
-        Ok(())
-    );
+    assert_eq!(verify(&p, &["s3cret"], &RequestView::post(&ok, b""), ctx, now), Ok(()));
     for bad in ["s3cret", "Bearer s3cre", "Bearer s3cret2", "bearer s3cret"] {
         let hs = headers(&[("X-Token", bad)]);
         assert_eq!(
@@ -152,25 +112,13 @@ fn tokens_compare_exactly_and_the_header_can_be_overridden() {
         );
     }
     assert_eq!(
-        verify(
-            &p,
-            &["s3cret"],
-            &RequestView::post(&HeaderMap::new(), b""),
-            ctx,
-            now
-        ),
+        verify(&p, &["s3cret"], &RequestView::post(&HeaderMap::new(), b""), ctx, now),
         Err(VerifyError::SignatureMissing)
     );
     let custom = http::HeaderName::from_static("authorization");
     let hs = headers(&[("Authorization", "Bearer s3cret")]);
-    let ctx = VerifyContext {
-        tolerance: None,
-        token_header: Some(&custom),
-    };
-    assert_eq!(
-        verify(&p, &["s3cret"], &RequestView::post(&hs, b""), ctx, now),
-        Ok(())
-    );
+    let ctx = VerifyContext { tolerance: None, token_header: Some(&custom) };
+    assert_eq!(verify(&p, &["s3cret"], &RequestView::post(&hs, b""), ctx, now), Ok(()));
 }
 
 #[test]
@@ -180,24 +128,12 @@ fn basic_credentials_are_checked() {
     let ctx = VerifyContext::default();
     // base64("user:pass") = dXNlcjpwYXNz
     let ok = headers(&[("Authorization", "Basic dXNlcjpwYXNz")]);
-    assert_eq!(
-        verify(&p, &["user:pass"], &RequestView::post(&ok, b""), ctx, now),
-        Ok(())
-    );
+    assert_eq!(verify(&p, &["user:pass"], &RequestView::post(&ok, b""), ctx, now), Ok(()));
     let bad = headers(&[("Authorization", "Basic dXNlcjpwYXN6")]);
-    assert_eq!(
-        verify(&p, &["user:pass"], &RequestView::post(&bad, b""), ctx, now),
-        Err(VerifyError::SignatureInvalid)
-    );
+    assert_eq!(verify(&p, &["user:pass"], &RequestView::post(&bad, b""), ctx, now), Err(VerifyError::SignatureInvalid));
     let bearer = headers(&[("Authorization", "Bearer dXNlcjpwYXNz")]);
     assert_eq!(
-        verify(
-            &p,
-            &["user:pass"],
-            &RequestView::post(&bearer, b""),
-            ctx,
-            now
-        ),
+        verify(&p, &["user:pass"], &RequestView::post(&bearer, b""), ctx, now),
         Err(VerifyError::SignatureInvalid)
     );
 }
@@ -210,10 +146,7 @@ fn with_several_schemes_the_most_telling_error_wins() {
     let hs = headers(&[
         ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
         ("webhook-timestamp", "1614265330"),
-        (
-            "webhook-signature",
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
-        ),
+        ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
     ]);
     let view = RequestView::post(&hs, br#"{"test": 2432232314}"#);
     let much_later = UNIX_EPOCH + Duration::from_secs(1_614_265_330 + 3600);
@@ -228,17 +161,7 @@ fn with_several_schemes_the_most_telling_error_wins() {
 fn a_secret_must_fit_some_scheme() {
     let p = provider("standard-webhooks");
     let err = p.decode_secrets(&[Secret::new("whsec_***")]).unwrap_err();
-    assert_eq!(
-        err,
-        vec![(
-            0,
-            "secret is not a valid base64 (after an optional `whsec_` prefix)".to_owned()
-        )]
-    );
-    let keys = p
-        .decode_secrets(&[Secret::new(
-            "whpk_ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g=",
-        )])
-        .unwrap();
+    assert_eq!(err, vec![(0, "secret is not a valid base64 (after an optional `whsec_` prefix)".to_owned())]);
+    let keys = p.decode_secrets(&[Secret::new("whpk_ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g=")]).unwrap();
     assert!(!keys.is_empty());
 }

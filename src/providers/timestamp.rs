@@ -43,11 +43,7 @@ impl Timestamp {
                 spec.from
             ));
         };
-        Ok(Self {
-            source,
-            unit: spec.unit,
-            tolerance: spec.tolerance.0,
-        })
+        Ok(Self { source, unit: spec.unit, tolerance: spec.tolerance.0 })
     }
 
     /// The header holding the timestamp, if it is one.
@@ -72,26 +68,15 @@ impl Timestamp {
         now: SystemTime,
     ) -> Result<(), VerifyError> {
         let text = match &self.source {
-            Source::Header(name) => req
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            Source::Sig(name) => params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone()),
-            Source::Json(pointer) => req
-                .json
-                .and_then(|j| j.pointer(pointer))
-                .and_then(scalar_text)
-                .map(|c| c.into_owned()),
+            Source::Header(name) => req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned),
+            Source::Sig(name) => params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            Source::Json(pointer) => {
+                req.json.and_then(|j| j.pointer(pointer)).and_then(scalar_text).map(|c| c.into_owned())
+            }
         }
         .ok_or(VerifyError::SignatureMissing)?;
         let signed_at = parse(text.trim(), self.unit).ok_or(VerifyError::SignatureInvalid)?;
-        let distance = now
-            .duration_since(signed_at)
-            .unwrap_or_else(|e| e.duration());
+        let distance = now.duration_since(signed_at).unwrap_or_else(|e| e.duration());
         if distance > tolerance {
             return Err(VerifyError::TimestampOutOfTolerance);
         }
@@ -105,9 +90,7 @@ pub fn parse(text: &str, unit: TimestampUnit) -> Option<SystemTime> {
         TimestampUnit::S => Duration::from_secs(text.parse().ok()?),
         TimestampUnit::Ms => Duration::from_millis(text.parse().ok()?),
         TimestampUnit::Rfc3339 => {
-            let t =
-                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                    .ok()?;
+            let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
             return Some(SystemTime::from(t));
         }
     };
@@ -123,14 +106,8 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_614_265_330);
         assert_eq!(parse("1614265330", TimestampUnit::S), Some(t));
         assert_eq!(parse("1614265330000", TimestampUnit::Ms), Some(t));
-        assert_eq!(
-            parse("2021-02-25T15:02:10Z", TimestampUnit::Rfc3339),
-            Some(t)
-        );
-        assert_eq!(
-            parse("2021-02-25T16:02:10.000+01:00", TimestampUnit::Rfc3339),
-            Some(t)
-        );
+        assert_eq!(parse("2021-02-25T15:02:10Z", TimestampUnit::Rfc3339), Some(t));
+        assert_eq!(parse("2021-02-25T16:02:10.000+01:00", TimestampUnit::Rfc3339), Some(t));
         assert_eq!(parse("soon", TimestampUnit::S), None);
         assert_eq!(parse("99999999999999999999", TimestampUnit::S), None);
     }

@@ -25,16 +25,9 @@ pub struct TokenScheme {
 impl TokenScheme {
     /// Compiles the spec.
     pub fn from_spec(spec: &TokenSpec) -> Result<Self, (String, String)> {
-        let location = Location::from_parts(
-            spec.header.as_deref(),
-            spec.json.as_deref(),
-            spec.query.as_deref(),
-        )
-        .map_err(|e| ("verify".to_owned(), e))?;
-        Ok(Self {
-            location,
-            prefix: spec.prefix.clone(),
-        })
+        let location = Location::from_parts(spec.header.as_deref(), spec.json.as_deref(), spec.query.as_deref())
+            .map_err(|e| ("verify".to_owned(), e))?;
+        Ok(Self { location, prefix: spec.prefix.clone() })
     }
 
     /// The header carrying the token, unless `override_header` (a source's `token_header`) says
@@ -60,42 +53,25 @@ impl TokenScheme {
             None => self.location.values(req),
         };
         let value = values.first().ok_or(VerifyError::SignatureMissing)?;
-        let token = value
-            .strip_prefix(self.prefix.as_str())
-            .ok_or(VerifyError::SignatureInvalid)?;
-        if matches_any(token.as_bytes(), keys) {
-            Ok(())
-        } else {
-            Err(VerifyError::SignatureInvalid)
-        }
+        let token = value.strip_prefix(self.prefix.as_str()).ok_or(VerifyError::SignatureInvalid)?;
+        if matches_any(token.as_bytes(), keys) { Ok(()) } else { Err(VerifyError::SignatureInvalid) }
     }
 }
 
 /// HTTP Basic: `Authorization: Basic base64(user:password)` against `user:password` secrets.
 pub fn verify_basic(req: &RequestView<'_>, keys: &[Key]) -> Result<(), VerifyError> {
-    let value = req
-        .headers
-        .get(AUTHORIZATION)
-        .ok_or(VerifyError::SignatureMissing)?;
+    let value = req.headers.get(AUTHORIZATION).ok_or(VerifyError::SignatureMissing)?;
     let value = value.to_str().map_err(|_| VerifyError::SignatureInvalid)?;
     let (scheme, encoded) = value.split_once(' ').ok_or(VerifyError::SignatureInvalid)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(VerifyError::SignatureInvalid);
     }
-    let credentials = STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| VerifyError::SignatureInvalid)?;
-    if matches_any(&credentials, keys) {
-        Ok(())
-    } else {
-        Err(VerifyError::SignatureInvalid)
-    }
+    let credentials = STANDARD.decode(encoded.trim()).map_err(|_| VerifyError::SignatureInvalid)?;
+    if matches_any(&credentials, keys) { Ok(()) } else { Err(VerifyError::SignatureInvalid) }
 }
 
 /// Whether `presented` equals any key, compared as SHA-256 digests in constant time.
 fn matches_any(presented: &[u8], keys: &[Key]) -> bool {
     let presented = Sha256::digest(presented);
-    keys.iter().filter_map(Key::bytes).fold(false, |ok, key| {
-        ok | bool::from(Sha256::digest(key).ct_eq(&presented))
-    })
+    keys.iter().filter_map(Key::bytes).fold(false, |ok, key| ok | bool::from(Sha256::digest(key).ct_eq(&presented)))
 }

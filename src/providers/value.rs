@@ -51,9 +51,9 @@ impl Value {
         if let Some(inner) = text.strip_prefix("hmac_sha256_hex:") {
             return Value::parse(inner).map(|v| Value::HmacSha256Hex(Box::new(v)));
         }
-        let (kind, arg) = text
-            .split_once(':')
-            .ok_or_else(|| format!("`{text}` is not a value: write header:NAME, json:/pointer, query:NAME, form:NAME or literal:TEXT"))?;
+        let (kind, arg) = text.split_once(':').ok_or_else(|| {
+            format!("`{text}` is not a value: write header:NAME, json:/pointer, query:NAME, form:NAME or literal:TEXT")
+        })?;
         match kind {
             "header" => header_name(arg).map(Value::Header),
             "json" => json_pointer(arg).map(|p| Value::Json(p.to_owned())),
@@ -69,11 +69,7 @@ impl Value {
     /// The value in `req`; `key` is the source's first secret (for `hmac_sha256_hex`).
     pub fn get<'a>(&self, req: &RequestView<'a>, key: Option<&[u8]>) -> Option<Cow<'a, str>> {
         match self {
-            Value::Header(name) => req
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(Cow::Borrowed),
+            Value::Header(name) => req.headers.get(name).and_then(|v| v.to_str().ok()).map(Cow::Borrowed),
             Value::Json(pointer) => req.json?.pointer(pointer).and_then(scalar_text),
             Value::Query(name) => req.query_param(name),
             Value::Form(name) => req.form_param(name),
@@ -83,9 +79,7 @@ impl Value {
                 for piece in pieces {
                     match piece {
                         Piece::Text(t) => out.push_str(t),
-                        Piece::Value(v) => {
-                            out.push_str(&v.get(req, key).filter(|s| !s.is_empty())?)
-                        }
+                        Piece::Value(v) => out.push_str(&v.get(req, key).filter(|s| !s.is_empty())?),
                     }
                 }
                 Some(Cow::Owned(out))
@@ -107,9 +101,7 @@ fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
         if open > 0 {
             pieces.push(Piece::Text(rest[..open].to_owned()));
         }
-        let close = rest[open..]
-            .find('}')
-            .ok_or_else(|| format!("unclosed `{{` in `{text}`"))?;
+        let close = rest[open..].find('}').ok_or_else(|| format!("unclosed `{{` in `{text}`"))?;
         pieces.push(Piece::Value(Value::parse(&rest[open + 1..open + close])?));
         rest = &rest[open + close + 1..];
     }
@@ -121,8 +113,7 @@ fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
 
 /// A header name, checked.
 pub fn header_name(name: &str) -> Result<HeaderName, String> {
-    HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("`{name}` is not a valid header name"))
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`{name}` is not a valid header name"))
 }
 
 /// A JSON pointer, checked for syntax.
@@ -130,9 +121,7 @@ pub fn json_pointer(pointer: &str) -> Result<&str, String> {
     if pointer.starts_with('/') {
         Ok(pointer)
     } else {
-        Err(format!(
-            "`{pointer}` is not a JSON pointer: it must start with `/`, e.g. `/id`"
-        ))
+        Err(format!("`{pointer}` is not a JSON pointer: it must start with `/`, e.g. `/id`"))
     }
 }
 
@@ -159,12 +148,7 @@ mod tests {
         let json = serde_json::json!({"a": {"b": 7}, "s": "x", "o": {}});
         let mut req = RequestView::post(&headers, b"k=v%20w").with_json(Some(&json));
         req.query = Some("challenge=c%2F1&x=2");
-        let get = |text: &str| {
-            Value::parse(text)
-                .unwrap()
-                .get(&req, Some(b"key"))
-                .map(|c| c.into_owned())
-        };
+        let get = |text: &str| Value::parse(text).unwrap().get(&req, Some(b"key")).map(|c| c.into_owned());
         assert_eq!(get("header:X-Id").as_deref(), Some("abc"));
         assert_eq!(get("json:/a/b").as_deref(), Some("7"));
         assert_eq!(get("json:/o"), None);
@@ -182,17 +166,9 @@ mod tests {
 
     #[test]
     fn rejects_malformed_expressions() {
-        assert!(
-            Value::parse("json:id")
-                .unwrap_err()
-                .contains("must start with `/`")
-        );
+        assert!(Value::parse("json:id").unwrap_err().contains("must start with `/`"));
         assert!(Value::parse("body:/x").unwrap_err().contains("header:NAME"));
-        assert!(
-            Value::parse("header:bad name")
-                .unwrap_err()
-                .contains("not a valid header")
-        );
+        assert!(Value::parse("header:bad name").unwrap_err().contains("not a valid header"));
         assert!(Value::parse("{json:/a").unwrap_err().contains("unclosed"));
     }
 }

@@ -11,9 +11,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -54,11 +52,7 @@ impl AmqpPublisher {
     /// Starts the supervisor; returns at once, connected or not (`/readyz` tells which).
     pub fn start(config: Broker) -> Arc<Self> {
         metrics::broker_connected(false);
-        let shared = Arc::new(Shared {
-            config,
-            session: RwLock::new(None),
-            broken: Notify::new(),
-        });
+        let shared = Arc::new(Shared { config, session: RwLock::new(None), broken: Notify::new() });
         tokio::spawn(supervise(Arc::downgrade(&shared)));
         Arc::new(Self { shared })
     }
@@ -76,29 +70,18 @@ impl AmqpPublisher {
     }
 
     fn session(&self) -> Option<Arc<Session>> {
-        self.shared
-            .session
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.session.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     async fn publish_once(&self, message: Message) -> Result<(), PublishError> {
-        let session = self
-            .session()
-            .ok_or_else(|| PublishError::Unavailable("not connected".into()))?;
-        let channel = session
-            .channel()
-            .ok_or_else(|| PublishError::Unavailable("no open channel".into()))?;
+        let session = self.session().ok_or_else(|| PublishError::Unavailable("not connected".into()))?;
+        let channel = session.channel().ok_or_else(|| PublishError::Unavailable("no open channel".into()))?;
         let config = &self.shared.config;
         let confirm = channel
             .basic_publish(
                 config.exchange.as_str().into(),
                 message.routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    immediate: false,
-                },
+                BasicPublishOptions { mandatory: true, immediate: false },
                 &message.body,
                 properties(&message),
             )
@@ -114,9 +97,7 @@ impl AmqpPublisher {
                 Err(PublishError::Unroutable(message.routing_key))
             }
             Confirmation::Nack(None) => Err(PublishError::Nacked),
-            Confirmation::NotRequested => Err(PublishError::Unavailable(
-                "channel is not in confirm mode".into(),
-            )),
+            Confirmation::NotRequested => Err(PublishError::Unavailable("channel is not in confirm mode".into())),
         }
     }
 }
@@ -125,10 +106,7 @@ impl Publisher for AmqpPublisher {
     fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), PublishError>> {
         async move {
             let result = self.publish_once(message).await;
-            if matches!(
-                result,
-                Err(PublishError::Unavailable(_) | PublishError::ConfirmTimeout)
-            ) {
+            if matches!(result, Err(PublishError::Unavailable(_) | PublishError::ConfirmTimeout)) {
                 self.shared.broken.notify_one();
             }
             result
@@ -157,28 +135,16 @@ impl Session {
 
 /// AMQP properties and CloudEvents (binary mode) headers for `message`.
 fn properties(message: &Message) -> BasicProperties {
-    let received = message
-        .received_at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let received = message.received_at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let time = rfc3339(message.received_at);
     let mut headers = FieldTable::default();
     let mut put = |k: &str, v: &str| {
-        headers.insert(
-            ShortString::from(k),
-            AMQPValue::LongString(LongString::from(v)),
-        );
+        headers.insert(ShortString::from(k), AMQPValue::LongString(LongString::from(v)));
     };
     put("cloudEvents:specversion", "1.0");
     put("cloudEvents:id", &message.id);
-    put(
-        "cloudEvents:source",
-        &format!("hookgate/{}", message.source),
-    );
-    put(
-        "cloudEvents:type",
-        &format!("{}.{}", message.provider, message.event_type),
-    );
+    put("cloudEvents:source", &format!("hookgate/{}", message.source));
+    put("cloudEvents:type", &format!("{}.{}", message.provider, message.event_type));
     put("cloudEvents:time", &time);
     put("hookgate-source", &message.source);
     put("hookgate-provider", &message.provider);
@@ -202,9 +168,8 @@ fn properties(message: &Message) -> BasicProperties {
 /// RFC 3339 UTC time with millisecond precision.
 pub fn rfc3339(t: SystemTime) -> String {
     let t = time::OffsetDateTime::from(t);
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     t.format(&format).unwrap_or_default()
 }
 
@@ -257,17 +222,13 @@ fn jitter(d: Duration) -> Duration {
 }
 
 async fn connect(config: &Broker) -> Result<Session, lapin::Error> {
-    let connection =
-        Connection::connect(config.url.expose(), ConnectionProperties::default()).await?;
+    let connection = Connection::connect(config.url.expose(), ConnectionProperties::default()).await?;
     let setup = connection.create_channel().await?;
     setup
         .exchange_declare(
             config.exchange.as_str().into(),
             ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
+            ExchangeDeclareOptions { durable: true, ..Default::default() },
             FieldTable::default(),
         )
         .await?;
@@ -275,14 +236,8 @@ async fn connect(config: &Broker) -> Result<Session, lapin::Error> {
     let mut channels = Vec::with_capacity(config.channels);
     for _ in 0..config.channels {
         let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
         channels.push(channel);
     }
-    Ok(Session {
-        connection,
-        channels,
-        next: AtomicUsize::new(0),
-    })
+    Ok(Session { connection, channels, next: AtomicUsize::new(0) })
 }

@@ -24,9 +24,7 @@ pub const UNROUTABLE_TOTAL: &str = "hookgate_unroutable_total";
 pub const HANDSHAKES_TOTAL: &str = "hookgate_handshakes_total";
 
 /// Latency buckets in seconds: sub-millisecond verification up to slow broker confirms.
-const BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Installs the Prometheus recorder once per process and returns its handle.
 pub fn install() -> PrometheusHandle {
@@ -49,25 +47,11 @@ pub fn install() -> PrometheusHandle {
 
 fn describe() {
     describe_counter!(REQUESTS_TOTAL, "Webhook requests by source and outcome.");
-    describe_histogram!(
-        REQUEST_DURATION,
-        metrics::Unit::Seconds,
-        "Time to answer a webhook request."
-    );
-    describe_histogram!(
-        PUBLISH_DURATION,
-        metrics::Unit::Seconds,
-        "Time from publish to broker confirm."
-    );
-    describe_counter!(
-        DUPLICATES_TOTAL,
-        "Duplicate events answered without publishing."
-    );
+    describe_histogram!(REQUEST_DURATION, metrics::Unit::Seconds, "Time to answer a webhook request.");
+    describe_histogram!(PUBLISH_DURATION, metrics::Unit::Seconds, "Time from publish to broker confirm.");
+    describe_counter!(DUPLICATES_TOTAL, "Duplicate events answered without publishing.");
     describe_gauge!(BROKER_CONNECTED, "1 when connected to the broker.");
-    describe_counter!(
-        UNROUTABLE_TOTAL,
-        "Events the broker returned as unroutable."
-    );
+    describe_counter!(UNROUTABLE_TOTAL, "Events the broker returned as unroutable.");
     describe_counter!(HANDSHAKES_TOTAL, "Provider handshakes answered.");
 }
 
@@ -94,8 +78,7 @@ pub fn unroutable(source: &str) {
 
 /// Counts a handshake.
 pub fn handshake(source: &str, name: &str) {
-    counter!(HANDSHAKES_TOTAL, "source" => source.to_owned(), "handshake" => name.to_owned())
-        .increment(1);
+    counter!(HANDSHAKES_TOTAL, "source" => source.to_owned(), "handshake" => name.to_owned()).increment(1);
 }
 
 /// Sets the broker gauge.

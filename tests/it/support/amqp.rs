@@ -5,8 +5,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
@@ -22,18 +22,13 @@ pub(crate) struct TestQueue {
 impl TestQueue {
     /// Declares `exchange` (as hookgate does) and binds an exclusive queue with `binding_key`.
     pub(crate) async fn bind(exchange: &str, binding_key: &str) -> Self {
-        let connection = Connection::connect(&super::amqp_url(), ConnectionProperties::default())
-            .await
-            .unwrap();
+        let connection = Connection::connect(&super::amqp_url(), ConnectionProperties::default()).await.unwrap();
         let channel = connection.create_channel().await.unwrap();
         channel
             .exchange_declare(
                 exchange.into(),
                 ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
+                ExchangeDeclareOptions { durable: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await
@@ -41,11 +36,7 @@ impl TestQueue {
         let queue = channel
             .queue_declare(
                 "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
+                QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await
@@ -61,20 +52,10 @@ impl TestQueue {
             .await
             .unwrap();
         let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "test".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
+            .basic_consume(queue.name().clone(), "test".into(), BasicConsumeOptions::default(), FieldTable::default())
             .await
             .unwrap();
-        Self {
-            _connection: connection,
-            channel,
-            consumer,
-            exchange: exchange.to_owned(),
-        }
+        Self { _connection: connection, channel, consumer, exchange: exchange.to_owned() }
     }
 
     /// The next message, acked; panics if none arrives within 10 s.
@@ -90,12 +71,6 @@ impl TestQueue {
 
     /// Deletes the exchange (the queue goes with the connection).
     pub(crate) async fn cleanup(self) {
-        let _ = self
-            .channel
-            .exchange_delete(
-                self.exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await;
+        let _ = self.channel.exchange_delete(self.exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
     }
 }

@@ -20,33 +20,20 @@ pub(crate) struct Reply {
 impl Reply {
     /// The body as JSON.
     pub(crate) fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 }
 
 /// Sends a request.
-pub(crate) async fn send(
-    method: Method,
-    url: &str,
-    headers: &[(&str, String)],
-    body: impl Into<Bytes>,
-) -> Reply {
+pub(crate) async fn send(method: Method, url: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> Reply {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut request = Request::builder().method(method).uri(url);
     for (k, v) in headers {
         request = request.header(*k, v);
     }
-    let response = client
-        .request(request.body(Full::new(body.into())).unwrap())
-        .await
-        .unwrap();
+    let response = client.request(request.body(Full::new(body.into())).unwrap()).await.unwrap();
     let (parts, body) = response.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
+    Reply { status: parts.status, headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
 }
 
 /// POSTs a request.

@@ -15,8 +15,7 @@ use tokio::sync::oneshot;
 
 /// The broker tests use; override with `HOOKGATE_TEST_AMQP_URL`.
 pub(crate) fn amqp_url() -> String {
-    std::env::var("HOOKGATE_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("HOOKGATE_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// A unique name for this test's exchange.
@@ -40,13 +39,7 @@ pub(crate) struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            broker_url: amqp_url(),
-            wait_connected: true,
-            limits: String::new(),
-            state_dir: None,
-            exchange: None,
-        }
+        Self { broker_url: amqp_url(), wait_connected: true, limits: String::new(), state_dir: None, exchange: None }
     }
 }
 
@@ -70,74 +63,43 @@ impl Gateway {
 
     /// As [`Gateway::start`], with extra `limits:` entries (YAML, one line).
     pub(crate) async fn start_with_limits(sources: &str, limits: &str) -> Self {
-        Self::start_opts(
-            sources,
-            Options {
-                limits: limits.to_owned(),
-                ..Options::default()
-            },
-        )
-        .await
+        Self::start_opts(sources, Options { limits: limits.to_owned(), ..Options::default() }).await
     }
 
     /// As [`Gateway::start`], with a chosen broker, optionally waiting for the connection.
     pub(crate) async fn start_with(sources: &str, broker_url: &str, wait_connected: bool) -> Self {
-        Self::start_opts(
-            sources,
-            Options {
-                broker_url: broker_url.to_owned(),
-                wait_connected,
-                ..Options::default()
-            },
-        )
-        .await
+        Self::start_opts(sources, Options { broker_url: broker_url.to_owned(), wait_connected, ..Options::default() })
+            .await
     }
 
     /// Starts a gateway with every option.
     pub(crate) async fn start_opts(sources: &str, options: Options) -> Self {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let exchange = options.exchange.unwrap_or_else(|| unique("hookgate-test"));
-        let state_dir = options
-            .state_dir
-            .unwrap_or_else(|| std::env::temp_dir().join(unique("hookgate-state")));
+        let state_dir = options.state_dir.unwrap_or_else(|| std::env::temp_dir().join(unique("hookgate-state")));
         let yaml = format!(
             "providers_dir: providers\nschemas_dir: schemas\nstate_dir: '{}'\nlimits: {{ {} }}\nbroker:\n  url: '{}'\n  exchange: {exchange}\n  confirm_timeout: 5s\nsources:\n{sources}",
             state_dir.display(),
             options.limits,
             options.broker_url,
         );
-        let config = config::load_str(&yaml, &root.join("test.yaml"), &ProcessEnv)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let config = config::load_str(&yaml, &root.join("test.yaml"), &ProcessEnv).unwrap_or_else(|e| panic!("{e}"));
         let publisher = AmqpPublisher::start(config.broker.clone());
         if options.wait_connected {
             assert!(
-                publisher
-                    .wait_connected(std::time::Duration::from_secs(10))
-                    .await,
+                publisher.wait_connected(std::time::Duration::from_secs(10)).await,
                 "RabbitMQ not reachable at {}",
                 options.broker_url
             );
         }
         let state = AppState::new(&config, publisher.clone());
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server::serve(
-            listener,
-            hookgate::app(state),
-            config.limits.header_read_timeout,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Self {
-            base,
-            exchange,
-            state_dir,
-            _stop: stop,
-        }
+        tokio::spawn(server::serve(listener, hookgate::app(state), config.limits.header_read_timeout, async {
+            let _ = stopped.await;
+        }));
+        Self { base, exchange, state_dir, _stop: stop }
     }
 
     /// The URL of a source.

@@ -17,27 +17,13 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 /// Seconds since the epoch.
 pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// GitHub: `X-Hub-Signature-256`.
-pub(crate) fn github(
-    secret: &str,
-    id: &str,
-    event: &str,
-    body: &[u8],
-) -> Vec<(&'static str, String)> {
+pub(crate) fn github(secret: &str, id: &str, event: &str, body: &[u8]) -> Vec<(&'static str, String)> {
     vec![
-        (
-            "X-Hub-Signature-256",
-            format!(
-                "sha256={}",
-                hex::encode(hmac_sha256(secret.as_bytes(), &[body]))
-            ),
-        ),
+        ("X-Hub-Signature-256", format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), &[body])))),
         ("X-GitHub-Delivery", id.to_owned()),
         ("X-GitHub-Event", event.to_owned()),
         ("Content-Type", "application/json".to_owned()),
@@ -55,10 +41,7 @@ pub(crate) fn stripe(secret: &str, t: u64, body: &[u8]) -> Vec<(&'static str, St
 
 /// Slack: `X-Slack-Signature` over `v0:{ts}:{body}`.
 pub(crate) fn slack(secret: &str, ts: u64, body: &[u8]) -> Vec<(&'static str, String)> {
-    let sig = hmac_sha256(
-        secret.as_bytes(),
-        &[b"v0:", ts.to_string().as_bytes(), b":", body],
-    );
+    let sig = hmac_sha256(secret.as_bytes(), &[b"v0:", ts.to_string().as_bytes(), b":", body]);
     vec![
         ("X-Slack-Request-Timestamp", ts.to_string()),
         ("X-Slack-Signature", format!("v0={}", hex::encode(sig))),
@@ -67,19 +50,9 @@ pub(crate) fn slack(secret: &str, ts: u64, body: &[u8]) -> Vec<(&'static str, St
 }
 
 /// Standard Webhooks: `webhook-signature: v1,<base64>` over `{id}.{ts}.{body}`.
-pub(crate) fn standard(
-    secret: &str,
-    id: &str,
-    ts: u64,
-    body: &[u8],
-) -> Vec<(&'static str, String)> {
-    let key = STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap())
-        .unwrap();
-    let sig = hmac_sha256(
-        &key,
-        &[id.as_bytes(), b".", ts.to_string().as_bytes(), b".", body],
-    );
+pub(crate) fn standard(secret: &str, id: &str, ts: u64, body: &[u8]) -> Vec<(&'static str, String)> {
+    let key = STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let sig = hmac_sha256(&key, &[id.as_bytes(), b".", ts.to_string().as_bytes(), b".", body]);
     vec![
         ("webhook-id", id.to_owned()),
         ("webhook-timestamp", ts.to_string()),

@@ -1,0 +1,116 @@
+//! Outbound HTTPS, for the two places a provider asks hookgate to fetch something: AWS SNS
+//! signing certificates (by URL, pinned to AWS hosts, cached) and SNS subscription confirmation.
+//! HTTPS only, bounded in time and size, with the webpki root store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::time::Instant;
+
+use crate::providers::key::{Key, rsa_from_certificate};
+
+/// Longest wait for a whole response.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest accepted response body (a certificate is a few KiB).
+const MAX_BODY: usize = 64 * 1024;
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Only `https://` URLs are fetched.
+    #[error("refusing a non-https URL")]
+    NotHttps,
+    /// The request failed or timed out.
+    #[error("request failed: {0}")]
+    Request(String),
+    /// A non-2xx answer.
+    #[error("status {0}")]
+    Status(http::StatusCode),
+    /// The body is not a usable certificate.
+    #[error("not a PEM certificate with an RSA key")]
+    NotACertificate,
+}
+
+/// An HTTPS client with a certificate cache.
+pub struct Fetcher {
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    certificates: Mutex<HashMap<String, (Instant, Key)>>,
+}
+
+impl Fetcher {
+    /// A client trusting the webpki roots.
+    pub fn new() -> Arc<Self> {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_only()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Arc::new(Self { client, certificates: Mutex::new(HashMap::new()) })
+    }
+
+    /// GETs `url` (https only) and returns its body, bounded in time and size.
+    pub async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
+        if !url.starts_with("https://") {
+            return Err(FetchError::NotHttps);
+        }
+        let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| FetchError::Request(e.to_string()))?;
+        let request = async {
+            let response = self.client.get(uri).await.map_err(|e| FetchError::Request(e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(FetchError::Status(response.status()));
+            }
+            Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .map_err(|e| FetchError::Request(e.to_string()))
+        };
+        tokio::time::timeout(TIMEOUT, request).await.map_err(|_| FetchError::Request("timed out".into()))?
+    }
+
+    /// The RSA key of the certificate at `url`, from the cache when fresher than `ttl`.
+    pub async fn certificate(&self, url: &str, ttl: Duration) -> Result<Key, FetchError> {
+        if let Some((fetched, key)) = self.lock().get(url)
+            && fetched.elapsed() < ttl
+        {
+            return Ok(key.clone());
+        }
+        let pem = self.get(url).await?;
+        let key = rsa_from_certificate(&pem).ok_or(FetchError::NotACertificate)?;
+        self.lock().insert(url.to_owned(), (Instant::now(), key.clone()));
+        Ok(key)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Key)>> {
+        self.certificates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_https_is_fetched() {
+        let fetcher = Fetcher::new();
+        assert!(matches!(fetcher.get("http://127.0.0.1:1/cert.pem").await, Err(FetchError::NotHttps)));
+        assert!(matches!(fetcher.certificate("file:///etc/passwd", TIMEOUT).await, Err(FetchError::NotHttps)));
+    }
+
+    #[tokio::test]
+    async fn unreachable_hosts_fail_within_the_timeout() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let result = Fetcher::new().get(&format!("https://127.0.0.1:{port}/cert.pem")).await;
+        assert!(matches!(result, Err(FetchError::Request(_))), "{result:?}");
+    }
+}

@@ -47,11 +47,8 @@ pub struct Fetcher {
 impl Fetcher {
     /// A client trusting the webpki roots.
     pub fn new() -> Arc<Self> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_only()
-            .enable_http1()
-            .build();
+        let connector =
+            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_only().enable_http1().build();
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Arc::new(Self { client, certificates: Mutex::new(HashMap::new()) })
     }

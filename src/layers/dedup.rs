@@ -127,13 +127,14 @@ mod tests {
         let store = MemoryStore::start(std::time::Duration::from_secs(60));
         let calls = Arc::new(Mutex::new(Vec::new()));
         let never = tower::service_fn(|_req: Request| std::future::pending::<Result<Response, Infallible>>());
-        let hanging = from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(from_fn_with_state(store.clone() as SharedStore, dedup).layer(never));
+        let hanging = from_fn_with_state(crate::fetch::Fetcher::new(), verify)
+            .layer(from_fn_with_state(store.clone() as SharedStore, dedup).layer(never));
         let gh = github();
         let attempt = hanging.oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"));
         assert!(tokio::time::timeout(std::time::Duration::from_millis(20), attempt).await.is_err());
         assert!(store.is_empty(), "the claim must be released when the request is dropped");
-        let service =
-            from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(from_fn_with_state(store as SharedStore, dedup).layer(counting_echo(calls.clone())));
+        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify)
+            .layer(from_fn_with_state(store as SharedStore, dedup).layer(counting_echo(calls.clone())));
         let response = service.oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}")).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(calls.lock().unwrap().len(), 1);

@@ -1,8 +1,9 @@
 //! Answers provider handshakes exactly as each provider expects; a handshake is never published.
 //! Two phases: [`before_verify`] answers unsigned handshakes (Meta's GET `hub.challenge`,
-//! Dropbox, Okta, Microsoft Graph, Asana's and Notion's secret hand-over) and refuses every other
-//! non-POST request; [`after_verify`] answers signed ones (Slack, Zoom, Twitch, Discord), so a
-//! forged handshake is rejected like any forged event.
+//! Dropbox, Microsoft Graph, monday, Trello's HEAD, Asana's and Notion's secret hand-over) and
+//! refuses other non-POST requests unless a signed handshake may match them; [`after_verify`]
+//! answers signed ones (Slack, Zoom, Twitch, Discord, Okta, AWS SNS), so a forged handshake is
+//! rejected like any forged event.
 
 use axum::body::Body;
 use std::sync::Arc;
@@ -35,7 +36,11 @@ pub async fn before_verify(request: Request, next: Next) -> Response {
         }
     }
     if request.method() != Method::POST {
-        return Rejection::MethodNotAllowed.into_response();
+        // A signed handshake may use another method (Okta's GET): it goes on to verification.
+        let view = inbound.view(&request, true);
+        if provider.handshake(&view, false).is_none() {
+            return Rejection::MethodNotAllowed.into_response();
+        }
     }
     next.run(request).await
 }
@@ -69,7 +74,9 @@ fn confirm_subscription(source: &Arc<Source>, handshake: &Handshake, view: &Requ
             tokio::spawn(async move {
                 match fetcher.get(&url).await {
                     Ok(_) => tracing::info!(source = %name, "Subscription confirmed."),
-                    Err(e) => tracing::error!(source = %name, error = %e, url = %url, "Subscription confirmation failed; visit the URL to confirm."),
+                    Err(e) => {
+                        tracing::error!(source = %name, error = %e, url = %url, "Subscription confirmation failed; visit the URL to confirm.")
+                    }
                 }
             });
         }
@@ -150,7 +157,8 @@ mod tests {
     #[tokio::test]
     async fn a_handshake_is_answered_and_goes_no_further() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(from_fn_with_state(crate::fetch::Fetcher::new(), after_verify).layer(counting_echo(calls.clone())));
+        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify)
+            .layer(from_fn_with_state(crate::fetch::Fetcher::new(), after_verify).layer(counting_echo(calls.clone())));
         let response =
             service.oneshot(slack_request(br#"{"type":"url_verification","challenge":"abc123"}"#)).await.unwrap();
         assert_eq!(response.status(), 200);
@@ -163,7 +171,8 @@ mod tests {
     #[tokio::test]
     async fn other_events_pass_through() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(from_fn_with_state(crate::fetch::Fetcher::new(), after_verify).layer(counting_echo(calls.clone())));
+        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify)
+            .layer(from_fn_with_state(crate::fetch::Fetcher::new(), after_verify).layer(counting_echo(calls.clone())));
         let response =
             service.oneshot(slack_request(br#"{"type":"event_callback","event":{"type":"message"}}"#)).await.unwrap();
         assert_eq!(response.status(), 200);

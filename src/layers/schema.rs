@@ -50,7 +50,8 @@ mod tests {
 
     async fn run(event: &str, body: &'static [u8]) -> (Response, usize) {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify).layer(from_fn(validate_schema).layer(counting_echo(calls.clone())));
+        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify)
+            .layer(from_fn(validate_schema).layer(counting_echo(calls.clone())));
         let response = service.oneshot(github_request(&with_schema(), "s3cret", "d", event, body)).await.unwrap();
         let n = calls.lock().unwrap().len();
         (response, n)

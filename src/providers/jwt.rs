@@ -91,6 +91,35 @@ impl JwtScheme {
         &self.header
     }
 
+    /// A token as the provider would send it, HMAC-signed with `secret` (the first allowed HS*
+    /// algorithm), with the configured claims, body digest and `iat`; for signing tools.
+    pub fn sign_hmac(&self, secret: &[u8], body: &[u8], now: SystemTime) -> Option<String> {
+        let alg = self.algorithms.iter().copied().find(|a| matches!(a, Alg::Hs256 | Alg::Hs512))?;
+        let name = if alg == Alg::Hs256 { "HS256" } else { "HS512" };
+        let mut claims: serde_json::Map<String, Json> =
+            self.claims.iter().map(|(k, v)| (k.clone(), Json::from(v.as_str()))).collect();
+        if let Some((claim, encoding)) = &self.body_hash {
+            claims.insert(claim.clone(), Json::from(super::signature::encode(*encoding, &Sha256::digest(body))));
+        }
+        claims.insert("iat".into(), Json::from(now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()));
+        let head = URL_SAFE_NO_PAD.encode(serde_json::json!({"alg": name, "typ": "JWT"}).to_string());
+        let payload = URL_SAFE_NO_PAD.encode(Json::Object(claims).to_string());
+        let input = format!("{head}.{payload}");
+        let signature = match alg {
+            Alg::Hs256 => {
+                let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
+                mac.update(input.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+            _ => {
+                let mut mac = Hmac::<Sha512>::new_from_slice(secret).ok()?;
+                mac.update(input.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+        };
+        Some(format!("{}{input}.{}", self.prefix, URL_SAFE_NO_PAD.encode(signature)))
+    }
+
     /// Whether the token carries a digest of the body.
     pub fn signs_body(&self) -> bool {
         self.body_hash.is_some()

@@ -68,11 +68,16 @@ pub struct VerifyContext<'a> {
 
 /// One verification scheme.
 #[derive(Debug)]
-enum Scheme {
+pub enum Scheme {
+    /// Signature over content built from the request.
     Signed(Box<SignedScheme>),
+    /// Shared token.
     Token(TokenScheme),
+    /// HTTP Basic credentials.
     Basic,
+    /// JWS/JWT.
     Jwt(jwt::JwtScheme),
+    /// No authentication.
     None,
 }
 
@@ -84,6 +89,11 @@ impl ProviderKeys {
     /// Whether no secret fits any scheme.
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(Vec::is_empty)
+    }
+
+    /// The keys of scheme `index`.
+    pub fn for_scheme(&self, index: usize) -> &[Key] {
+        self.0.get(index).map_or(&[], Vec::as_slice)
     }
 
     /// These keys plus a downloaded one for scheme `index`.
@@ -287,6 +297,11 @@ impl Provider {
                 Scheme::None => "none".to_owned(),
             })
             .collect()
+    }
+
+    /// The schemes, in file order, for signing tools.
+    pub fn schemes(&self) -> &[Scheme] {
+        &self.schemes
     }
 
     /// The signed schemes, for signing tools and tests.

@@ -142,6 +142,22 @@ impl SignatureFormat {
         Ok(found)
     }
 
+    /// The text a sender puts at the signature location for signature `bytes` and the other
+    /// `params` (a `kv` header's `t=…`).
+    pub fn render(&self, bytes: &[u8], params: &[(String, String)]) -> String {
+        let encoded = encode(self.encoding, bytes);
+        match &self.syntax {
+            Syntax::Plain { prefix, .. } => format!("{prefix}{encoded}"),
+            Syntax::Kv { pair_sep, kv_sep, sig_keys } => params
+                .iter()
+                .map(|(k, v)| format!("{k}{kv_sep}{v}"))
+                .chain([format!("{}{kv_sep}{encoded}", sig_keys[0])])
+                .collect::<Vec<_>>()
+                .join(pair_sep),
+            Syntax::List { version_sep, versions, .. } => format!("{}{version_sep}{encoded}", versions[0]),
+        }
+    }
+
     fn parse_value(&self, text: &str, found: &mut Signatures) {
         match &self.syntax {
             Syntax::Plain { prefix, optional } => {
@@ -182,6 +198,15 @@ impl SignatureFormat {
         if let Some(bytes) = decode(self.encoding, text) {
             found.candidates.push(bytes);
         }
+    }
+}
+
+/// Encodes signature bytes.
+pub fn encode(encoding: Encoding, bytes: &[u8]) -> String {
+    match encoding {
+        Encoding::Hex => hex::encode(bytes),
+        Encoding::Base64 => STANDARD.encode(bytes),
+        Encoding::Base64url => URL_SAFE_NO_PAD.encode(bytes),
     }
 }
 

@@ -255,14 +255,40 @@ impl SignedScheme {
     /// `sign` command. `None` for asymmetric schemes or when an input is missing.
     pub fn sign(&self, key: &Key, req: &RequestView<'_>, params: &[(String, String)]) -> Option<Vec<u8>> {
         let secret = key.bytes()?;
-        let parts = match &self.content {
-            Content::Template(t) => t.resolve(req, params, Some(secret)).ok()?,
-            Content::Canonical(kind) => vec![Cow::Owned(canonical::build(*kind, req).ok()?.into_iter().next()?)],
-        };
-        match self.algorithm {
+        let content = self.content(req, params, Some(secret)).ok()?;
+        let parts = [Cow::Borrowed(content.as_slice())];
+        match self.algorithm_for(req).ok()? {
             Algorithm::Hmac(digest) => Some(hmac(digest, secret, &parts)),
             Algorithm::Hash(digest) => Some(hash(digest, &parts)),
             _ => None,
+        }
+    }
+
+    /// The bytes this scheme signs for `req` (the first candidate, for canonical forms); for
+    /// signing tools and diagnosis.
+    pub fn content(
+        &self,
+        req: &RequestView<'_>,
+        params: &[(String, String)],
+        secret: Option<&[u8]>,
+    ) -> Result<Vec<u8>, String> {
+        match &self.content {
+            Content::Template(t) => {
+                t.resolve(req, params, secret.filter(|_| self.is_hash())).map(|p| p.concat()).map_err(|m| m.0)
+            }
+            Content::Canonical(kind) => canonical::build(*kind, req)
+                .map_err(|e| format!("{kind:?}: {e}"))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| "no content".to_owned()),
+        }
+    }
+
+    /// Headers the signed content reads (besides signature and timestamp), for signing tools.
+    pub fn content_headers(&self) -> Vec<HeaderName> {
+        match &self.content {
+            Content::Template(t) => t.headers().cloned().collect(),
+            Content::Canonical(_) => Vec::new(),
         }
     }
 

@@ -54,6 +54,38 @@ impl Timestamp {
         }
     }
 
+    /// Where a sender puts the timestamp: `Ok(Some(header))`, `Ok(None)` for a signature
+    /// parameter (named by [`Timestamp::sig_param`]), `Err(pointer)` inside the body.
+    pub fn target(&self) -> Result<Option<&HeaderName>, &str> {
+        match &self.source {
+            Source::Header(h) => Ok(Some(h)),
+            Source::Sig(_) => Ok(None),
+            Source::Json(p) => Err(p),
+        }
+    }
+
+    /// The signature parameter holding the timestamp, if that is where it is.
+    pub fn sig_param(&self) -> Option<&str> {
+        match &self.source {
+            Source::Sig(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// `now` written in this timestamp's unit.
+    pub fn render(&self, now: SystemTime) -> String {
+        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        match self.unit {
+            TimestampUnit::S => since.as_secs().to_string(),
+            TimestampUnit::Ms => since.as_millis().to_string(),
+            TimestampUnit::Rfc3339 => time::OffsetDateTime::from(now)
+                .replace_nanosecond(0)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_default(),
+        }
+    }
+
     /// Whether the timestamp is read from the JSON body.
     pub fn needs_json(&self) -> bool {
         matches!(self.source, Source::Json(_))

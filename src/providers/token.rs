@@ -36,6 +36,11 @@ impl TokenScheme {
         self.location.header()
     }
 
+    /// The required prefix before the token.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Whether reading it needs the parsed JSON body.
     pub fn needs_json(&self) -> bool {
         self.location.needs_json()

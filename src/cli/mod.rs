@@ -1,0 +1,8 @@
+//! Commands for users testing their setup: list providers, sign a request as a provider would,
+//! and verify a captured request step by step. Output goes to the terminal only — never into an
+//! HTTP response.
+
+pub mod providers;
+pub mod request;
+pub mod sign;
+pub mod verify;

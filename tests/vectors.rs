@@ -320,7 +320,22 @@ fn main() {
         })
         .collect();
     trials.push(Trial::test("every_provider_has_vectors", every_provider_has_vectors));
+    trials.push(Trial::test("readme_lists_every_provider", readme_lists_every_provider));
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// The README's provider table (made by `scripts/provider-table`) names every shipped provider.
+fn readme_lists_every_provider() -> Result<(), Failed> {
+    let readme = std::fs::read_to_string(root().join("README.md")).map_err(|e| e.to_string())?;
+    let missing: Vec<String> = hookgate::config::known_providers(&root().join("providers"))
+        .into_iter()
+        .filter(|p| !readme.contains(&format!("| [`{p}`](")))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("README.md lacks {}: run scripts/provider-table", missing.join(", ")).into())
+    }
 }
 
 /// Every shipped provider has a vector file whose `provider` names it.

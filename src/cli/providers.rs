@@ -24,6 +24,7 @@ pub fn catalog(dir: &Path) -> Result<Vec<serde_json::Value>, String> {
                 "id": p.identity.0,
                 "event_type": p.identity.1,
                 "handshakes": p.handshakes().iter().map(|h| &h.name).collect::<Vec<_>>(),
+                "secrets": p.secrets_hint(),
                 "docs": p.docs,
             }))
         })

@@ -86,6 +86,11 @@ impl JwtScheme {
         decode_key(KeyKind::Jwt, &self.key, secret)
     }
 
+    /// How secrets decode.
+    pub fn key_spec(&self) -> &KeySpec {
+        &self.key
+    }
+
     /// The header carrying the token.
     pub fn header(&self) -> &HeaderName {
         &self.header

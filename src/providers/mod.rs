@@ -304,6 +304,20 @@ impl Provider {
         &self.schemes
     }
 
+    /// What a user puts in a source's `secrets`, for listings.
+    pub fn secrets_hint(&self) -> String {
+        if self.handshakes.iter().any(Handshake::captures_secret) {
+            return "none: handed over in the handshake".to_owned();
+        }
+        let mut hints: Vec<String> = Vec::new();
+        for hint in self.schemes.iter().map(scheme_secret_hint) {
+            if !hints.contains(&hint) {
+                hints.push(hint);
+            }
+        }
+        hints.join(", or ")
+    }
+
     /// The signed schemes, for signing tools and tests.
     pub fn signed_schemes(&self) -> impl Iterator<Item = &SignedScheme> {
         self.schemes.iter().filter_map(|s| match s {
@@ -418,6 +432,29 @@ fn compile_scheme(spec: &VerifySpec) -> Result<Scheme, (String, String)> {
         VerifySpec::Basic {} => Ok(Scheme::Basic),
         VerifySpec::Jwt(j) => jwt::JwtScheme::from_spec(j).map(Scheme::Jwt),
         VerifySpec::None {} => Ok(Scheme::None),
+    }
+}
+
+fn scheme_secret_hint(scheme: &Scheme) -> String {
+    use spec::KeyDecode;
+    let prefixed = |spec: &spec::KeySpec, what: &str| match spec.strip_prefix.first() {
+        Some(prefix) => format!("`{prefix}…` {what}"),
+        None => what.to_owned(),
+    };
+    match scheme {
+        Scheme::Signed(s) => match (s.algorithm(), s.key_spec().decode) {
+            (Algorithm::Ed25519, _) => prefixed(s.key_spec(), "Ed25519 public key"),
+            (Algorithm::Ecdsa { .. }, _) => "P-256 public key (base64 DER)".to_owned(),
+            (Algorithm::Rsa(_), _) => "none (certificates are downloaded), or pinned PEM certificates".to_owned(),
+            (_, KeyDecode::Hex) => "hex HMAC key".to_owned(),
+            (_, KeyDecode::Base64 | KeyDecode::Base64url) => prefixed(s.key_spec(), "base64 secret"),
+            _ => "signing secret".to_owned(),
+        },
+        Scheme::Token(_) => "shared token".to_owned(),
+        Scheme::Basic => "`user:password`".to_owned(),
+        Scheme::Jwt(j) if j.key_spec().decode == KeyDecode::Jwk => "JWK (JSON)".to_owned(),
+        Scheme::Jwt(_) => "JWS secret".to_owned(),
+        Scheme::None => "none".to_owned(),
     }
 }
 

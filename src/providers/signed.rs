@@ -160,6 +160,11 @@ impl SignedScheme {
         decode_key(self.key_kind(), &self.key, secret)
     }
 
+    /// How secrets decode.
+    pub fn key_spec(&self) -> &KeySpec {
+        &self.key
+    }
+
     /// The algorithm.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm

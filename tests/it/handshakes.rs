@@ -607,3 +607,49 @@ async fn adyen_notification_is_acknowledged_with_accepted_once_published() {
     assert_next_is_sentinel(&gw, &mut queue).await;
     queue.cleanup().await;
 }
+
+fn as_pairs(headers: &[(String, String)]) -> Vec<(&str, String)> {
+    headers.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+}
+
+/// A vector of `tests/vectors/aws-sns.yaml`: (secrets, headers, body).
+fn sns_vector(name: &str) -> (Vec<String>, Vec<(String, String)>, String) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/aws-sns.yaml");
+    let file: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let vector = file["vectors"].as_array().unwrap().iter().find(|v| v["name"] == name).expect("vector exists");
+    let secrets = vector["secrets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    let headers = vector["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    (secrets, headers, vector["body"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn aws_sns_notifications_are_published_and_subscription_confirmations_answered() {
+    // Real SNS messages and certificate (aws/aws-php-sns-message-validator tests), plus a
+    // SubscriptionConfirmation signed with a test certificate; both certificates pinned.
+    let (official, notification_headers, notification) =
+        sns_vector("Notification, SignatureVersion 2 (SHA256withRSA), no Subject");
+    let (derived, confirmation_headers, confirmation) =
+        sns_vector("SubscriptionConfirmation, SignatureVersion 2 (derived key)");
+    let secrets = serde_json::to_string(&[&official[0], &derived[0]]).unwrap();
+    let (gw, mut queue) = start(&format!("  - {{ name: sns, provider: aws-sns, secrets: {secrets} }}\n")).await;
+
+    let reply = post(&gw.hook("sns"), &as_pairs(&notification_headers), notification.clone()).await;
+    assert_accepted(&reply, "17dea24b-55c2-540b-8362-f916557af765");
+    assert_next_is(&mut queue, "17dea24b-55c2-540b-8362-f916557af765", notification.as_bytes()).await;
+
+    // Without auto_confirm the SubscribeURL is only logged; the answer is 200 and nothing is published.
+    let reply = post(&gw.hook("sns"), &as_pairs(&confirmation_headers), confirmation.clone()).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert!(reply.body.is_empty());
+    // A tampered confirmation is refused like any message.
+    let tampered = confirmation.replace("MyTopic", "YourTopic");
+    let reply = post(&gw.hook("sns"), &as_pairs(&confirmation_headers), tampered).await;
+    assert_rejected(&reply, 401, "signature_invalid");
+    assert_next_is_sentinel(&gw, &mut queue).await;
+    queue.cleanup().await;
+}

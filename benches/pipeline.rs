@@ -18,6 +18,7 @@ use hookgate::config::interpolate::ProcessEnv;
 use hookgate::providers::Provider;
 use hookgate::providers::VerifyContext;
 use hookgate::providers::request::RequestView;
+use hookgate::sink::delivery::Delivery;
 use hookgate::sink::{Message, PublishError, Publisher};
 use hookgate::{AppState, config};
 use http::{HeaderMap, Request};
@@ -93,7 +94,9 @@ fn whole_request(c: &mut Criterion) {
     let yaml = "broker: { url: 'amqp://unused' }\nsources:\n  - { name: gh, provider: github, secrets: [s3cret] }\n";
     let config = config::load_str(yaml, &root.join("bench.yaml"), &ProcessEnv).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let app = runtime.block_on(async { hookgate::app(AppState::new(&config, Arc::new(InstantBroker))) });
+    let app = runtime.block_on(async {
+        hookgate::app(AppState::new(&config, Delivery { publisher: Some(Arc::new(InstantBroker)), spool: None }))
+    });
     let body = bytes::Bytes::from(payload(1024));
     let sig = format!("sha256={}", hex_hmac(b"s3cret", &[&body]));
     let mut n = 0u64;

@@ -23,7 +23,7 @@ use crate::error::Rejection;
 use crate::fetch::Fetcher;
 use crate::ingest::{IngestState, ingest};
 use crate::layers::{dedup, handshake, observe, rate_limit, schema, source, verify};
-use crate::sink::Publisher;
+use crate::sink::delivery::Delivery;
 use crate::source::Sources;
 
 /// Everything requests share.
@@ -34,7 +34,7 @@ pub struct AppState {
     /// Seen ids.
     pub dedup: Arc<dyn DedupStore>,
     /// Where accepted events go.
-    pub publisher: Arc<dyn Publisher>,
+    pub delivery: Delivery,
     /// Routing-key template.
     pub routing_key: Arc<str>,
     /// Request bounds.
@@ -44,14 +44,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state for `config`, publishing to `publisher`; starts the dedup store's purge task,
+    /// The state for `config`, delivering through `delivery`; starts the dedup store's purge task,
     /// so call it inside a Tokio runtime.
-    pub fn new(config: &Config, publisher: Arc<dyn Publisher>) -> Self {
+    pub fn new(config: &Config, delivery: Delivery) -> Self {
         Self {
             sources: config.sources.clone(),
             dedup: MemoryStore::start(config.dedup_ttl),
-            publisher,
-            routing_key: Arc::from(config.broker.routing_key.as_str()),
+            delivery,
+            routing_key: Arc::from(config.routing_key.as_str()),
             limits: config.limits,
             fetcher: Fetcher::new(),
         }
@@ -89,7 +89,7 @@ pub fn app(state: AppState) -> Router {
         .layer(from_fn(schema::validate_schema))
         .service(
             axum::routing::post(ingest)
-                .with_state(IngestState { publisher: state.publisher.clone(), routing_key: state.routing_key.clone() }),
+                .with_state(IngestState { delivery: state.delivery.clone(), routing_key: state.routing_key.clone() }),
         );
 
     Router::new()
@@ -149,7 +149,7 @@ mod tests {
         AppState {
             sources: Sources::new(vec![source("gh", "github", &["s3cret"])]),
             dedup: MemoryStore::start(Duration::from_secs(60)),
-            publisher,
+            delivery: Delivery { publisher: Some(publisher), spool: None },
             routing_key: Arc::from("{provider}.{source}.{type}"),
             limits: Limits {
                 max_body: 1 << 20,

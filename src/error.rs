@@ -66,6 +66,9 @@ pub enum Rejection {
     /// A signing key the request names could not be downloaded.
     #[error("key unavailable")]
     KeyUnavailable,
+    /// Neither the broker nor the spool took the event (spool full, disk failure).
+    #[error("unavailable")]
+    Unavailable,
     /// The dedup store cannot be reached.
     #[error("dedup unavailable")]
     DedupUnavailable,
@@ -101,6 +104,7 @@ impl Rejection {
             Rejection::BrokerUnavailable => "broker_unavailable",
             Rejection::Unroutable => "unroutable",
             Rejection::DedupUnavailable => "dedup_unavailable",
+            Rejection::Unavailable => "unavailable",
             Rejection::KeyUnavailable => "key_unavailable",
             Rejection::Overloaded => "overloaded",
             Rejection::Timeout => "timeout",
@@ -124,6 +128,7 @@ impl Rejection {
             Rejection::BrokerUnavailable
             | Rejection::Unroutable
             | Rejection::DedupUnavailable
+            | Rejection::Unavailable
             | Rejection::KeyUnavailable
             | Rejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Timeout => StatusCode::REQUEST_TIMEOUT,
@@ -140,6 +145,7 @@ impl Rejection {
             Rejection::BrokerUnavailable
             | Rejection::Unroutable
             | Rejection::DedupUnavailable
+            | Rejection::Unavailable
             | Rejection::KeyUnavailable
             | Rejection::Overloaded => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,

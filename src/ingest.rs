@@ -1,7 +1,9 @@
-//! The final handler: hands the verified event to the publisher and answers 202 only once it is
-//! durable (broker-confirmed). Any failure answers 503 so the provider retries.
+//! The final handler: hands the verified event over and answers 202 only once it is durable —
+//! confirmed by the broker or on disk in the spool. Any failure answers 503 so the provider
+//! retries.
 
 use std::sync::Arc;
+
 use tokio::time::Instant;
 
 use axum::extract::{Request, State};
@@ -13,14 +15,15 @@ use crate::error::{Rejection, accepted};
 use crate::layers::handshake::reply_response;
 use crate::layers::source::Inbound;
 use crate::layers::verify::verified;
-use crate::sink::{Message, PublishError, Publisher};
+use crate::sink::delivery::{Delivered, Delivery, DeliveryError};
+use crate::sink::{Message, PublishError, QuarantineReason};
 use crate::telemetry::metrics;
 
 /// What the handler needs.
 #[derive(Clone)]
 pub struct IngestState {
     /// Where events go.
-    pub publisher: Arc<dyn Publisher>,
+    pub delivery: Delivery,
     /// Routing-key template.
     pub routing_key: Arc<str>,
 }
@@ -42,21 +45,29 @@ pub async fn ingest(State(state): State<IngestState>, request: Request) -> Respo
         content_type: header_text(request.headers(), CONTENT_TYPE.as_str()),
         received_at: inbound.received_at,
         traceparent: header_text(request.headers(), "traceparent"),
+        quarantine: request.extensions().get::<QuarantineReason>().cloned(),
     };
+    let status = if message.quarantine.is_some() { "quarantined" } else { "accepted" };
     let started = Instant::now();
-    match state.publisher.publish(message).await {
-        Ok(()) => {
-            metrics::publish(started.elapsed());
-            acceptance(&request, inbound, "accepted", event.id())
+    match state.delivery.deliver(message).await {
+        Ok(delivered) => {
+            if delivered == Delivered::Published {
+                metrics::publish(started.elapsed());
+            }
+            acceptance(&request, inbound, status, event.id())
         }
-        Err(PublishError::Unroutable(key)) => {
+        Err(DeliveryError::Broker(PublishError::Unroutable(key))) => {
             metrics::unroutable(&source.name);
             tracing::error!(source = %source.name, routing_key = %key, "Broker returned the event: no queue is bound for its routing key. Bind a queue; the provider will retry.");
             Rejection::Unroutable.into_response()
         }
-        Err(e) => {
+        Err(DeliveryError::Broker(e)) => {
             tracing::warn!(source = %source.name, error = %e, "Event not taken by the broker; answered 503.");
             Rejection::BrokerUnavailable.into_response()
+        }
+        Err(DeliveryError::Spool(e)) => {
+            tracing::error!(source = %source.name, error = %e, "Event not taken by the spool; answered 503.");
+            Rejection::Unavailable.into_response()
         }
     }
 }

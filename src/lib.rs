@@ -9,12 +9,14 @@ pub mod config;
 pub mod dedup;
 pub mod error;
 pub mod fetch;
+pub mod gateway;
 pub mod ingest;
 pub mod layers;
 pub mod providers;
 pub mod server;
 pub mod sink;
 pub mod source;
+pub mod spool;
 pub mod telemetry;
 
 pub use app::{AppState, app};

@@ -5,14 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hookgate::config::{self, Config};
+use hookgate::config;
 use hookgate::providers::Provider;
-use hookgate::sink::amqp::AmqpPublisher;
-use hookgate::{AppState, admin, cli, server, telemetry};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use hookgate::{cli, gateway, telemetry};
 
 #[derive(Parser)]
 #[command(name = "hookgate", version, about = "Inbound webhook gateway")]
@@ -33,6 +29,24 @@ enum Command {
     Check {
         /// Configuration file.
         #[arg(long, short, default_value = "hookgate.yaml", env = "HOOKGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// See and forward what the spool holds.
+    Spool {
+        /// What to do.
+        #[command(subcommand)]
+        action: SpoolAction,
+        /// Configuration file.
+        #[arg(long, short, default_value = "hookgate.yaml", env = "HOOKGATE_CONFIG", global = true)]
+        config: PathBuf,
+    },
+    /// Work with quarantined (schema-invalid) events.
+    Quarantine {
+        /// What to do.
+        #[command(subcommand)]
+        action: QuarantineAction,
+        /// Configuration file.
+        #[arg(long, short, default_value = "hookgate.yaml", env = "HOOKGATE_CONFIG", global = true)]
         config: PathBuf,
     },
     /// List the providers hookgate verifies.
@@ -109,10 +123,51 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SpoolAction {
+    /// Undelivered events, bytes, segments, oldest event.
+    Stats,
+    /// One JSON line per undelivered event: id, source, type, received_at, body.
+    Tail {
+        /// Keep printing new events.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Forward everything to the configured broker and exit (stop the gateway first).
+    Drain,
+}
+
+#[derive(Subcommand)]
+enum QuarantineAction {
+    /// Re-validate quarantined events and re-publish those that now pass.
+    Replay {
+        /// Source name.
+        #[arg(long)]
+        source: String,
+        /// Only this event type.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// Only events received since this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many re-publishes per second, e.g. `50/s`.
+        #[arg(long)]
+        rate: Option<String>,
+        /// Count what would be replayed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
 fn main() -> ExitCode {
     telemetry::init_logs();
     match Cli::parse().command {
         Command::Check { config } => check(&config),
+        Command::Spool { action, config } => report(spool(&config, action)),
+        Command::Quarantine {
+            action: QuarantineAction::Replay { source, event_type, since, rate, dry_run },
+            config,
+        } => report(replay(&config, source, event_type, since, rate, dry_run)),
         Command::Providers { json, providers_dir } => report(cli::providers::run(&providers_dir, json)),
         Command::Sign { provider, secret, private_key, body, url, headers, method, curl, providers_dir } => {
             report(sign(&providers_dir, &provider, secret, private_key, body, url, &headers, &method, curl))
@@ -155,6 +210,50 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
+}
+
+fn load(path: &std::path::Path) -> Result<config::Config, String> {
+    config::load(path).map_err(|e| format!("invalid configuration:\n{e}"))
+}
+
+fn spool(path: &std::path::Path, action: SpoolAction) -> Result<(), String> {
+    let config = load(path)?;
+    match action {
+        SpoolAction::Stats => cli::spool::stats(&config),
+        SpoolAction::Tail { follow } => runtime()?.block_on(cli::spool::tail(&config, follow)),
+        SpoolAction::Drain => {
+            let forwarded = runtime()?.block_on(cli::spool::drain(&config))?;
+            println!("forwarded {forwarded} event(s)");
+            Ok(())
+        }
+    }
+}
+
+fn replay(
+    path: &std::path::Path,
+    source: String,
+    event_type: Option<String>,
+    since: Option<String>,
+    rate: Option<String>,
+    dry_run: bool,
+) -> Result<(), String> {
+    use hookgate::providers::{spec::TimestampUnit, timestamp};
+    let config = load(path)?;
+    let since = since
+        .map(|s| timestamp::parse(&s, TimestampUnit::Rfc3339).ok_or(format!("--since `{s}` is not an RFC 3339 time")))
+        .transpose()?;
+    let rate = rate
+        .map(|r| r.trim_end_matches("/s").parse::<f64>().map_err(|_| format!("--rate `{r}`: write e.g. 50/s")))
+        .transpose()?;
+    let options = cli::quarantine::ReplayOptions { source, event_type, since, rate, dry_run };
+    let report = runtime()?.block_on(cli::quarantine::replay(&config, &options))?;
+    let verb = if dry_run { "would replay" } else { "replayed" };
+    println!("{verb}: {}, still invalid: {}, not selected: {}", report.replayed, report.still_invalid, report.skipped);
+    Ok(())
 }
 
 fn report(result: Result<(), String>) -> ExitCode {
@@ -231,37 +330,8 @@ fn verify(
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
     let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config))
-}
-
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let metrics = telemetry::metrics::install();
-    let publisher = AmqpPublisher::start(config.broker.clone());
-    let state = AppState::new(&config, publisher.clone());
-    let public =
-        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-    let admin = TcpListener::bind(config.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
-    tracing::info!(listen = %config.listen, admin = %config.admin_listen, sources = config.sources.iter().count(), "hookgate listening.");
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let admin_task = tokio::spawn(server::serve(
-        admin,
-        admin::admin_app(metrics, publisher),
-        config.limits.header_read_timeout,
-        stopped(stop_rx.clone()),
-    ));
-    let public_task =
-        tokio::spawn(server::serve(public, hookgate::app(state), config.limits.header_read_timeout, stopped(stop_rx)));
-    shutdown_signal().await;
-    tracing::info!("Shutting down: no new requests; finishing those in flight.");
-    let _ = stop_tx.send(true);
-    let _ = public_task.await;
-    let _ = admin_task.await;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(gateway::run(config, shutdown_signal()))?;
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 //! HTTP response.
 
 pub mod providers;
+pub mod quarantine;
 pub mod request;
 pub mod sign;
+pub mod spool;
 pub mod verify;

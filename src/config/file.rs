@@ -33,8 +33,13 @@ pub struct ConfigFile {
     /// Request bounds applied to every source unless a source overrides them.
     #[serde(default)]
     pub limits: LimitsConfig,
-    /// The RabbitMQ broker events are handed to.
-    pub broker: BrokerConfig,
+    /// The RabbitMQ broker events are handed to; without it (or with an empty `url`) events
+    /// stay in the spool.
+    #[serde(default)]
+    pub broker: Option<BrokerConfig>,
+    /// The local spool that keeps events while the broker is away.
+    #[serde(default)]
+    pub spool: Option<SpoolFileConfig>,
     /// Deduplication of event ids.
     #[serde(default)]
     pub dedup: DedupConfig,
@@ -90,6 +95,23 @@ pub struct BrokerConfig {
     /// Channels kept open for publishing; confirms are pipelined on each.
     #[serde(default = "default_channels")]
     pub channels: usize,
+}
+
+/// The spool section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolFileConfig {
+    /// Directory of segment files, relative to the config file.
+    pub dir: PathBuf,
+    /// Largest total size of undelivered events; beyond it requests get 503.
+    #[serde(default = "default_spool_max_bytes")]
+    pub max_bytes: ByteSize,
+    /// `fdatasync` before answering 202 (off trades crash safety for speed).
+    #[serde(default = "default_true")]
+    pub fsync: bool,
+    /// Size at which a segment file is closed and the next one started.
+    #[serde(default = "default_segment_size")]
+    pub segment_size: ByteSize,
 }
 
 /// Deduplication.
@@ -178,6 +200,8 @@ pub enum OnInvalid {
     /// 422 `schema_invalid`.
     #[default]
     Reject,
+    /// 202, and the event goes to the quarantine exchange with its rejection reason.
+    Quarantine,
 }
 
 fn default_listen() -> SocketAddr {
@@ -190,6 +214,18 @@ fn default_admin_listen() -> SocketAddr {
 
 fn default_providers_dir() -> PathBuf {
     PathBuf::from("providers")
+}
+
+const fn default_spool_max_bytes() -> ByteSize {
+    ByteSize(1 << 30)
+}
+
+const fn default_segment_size() -> ByteSize {
+    ByteSize(64 << 20)
+}
+
+const fn default_true() -> bool {
+    true
 }
 
 fn default_state_dir() -> PathBuf {
@@ -220,7 +256,7 @@ fn default_exchange() -> String {
     "hookgate".to_owned()
 }
 
-fn default_routing_key() -> String {
+pub(crate) fn default_routing_key() -> String {
     "{source}.{type}".to_owned()
 }
 

@@ -32,10 +32,14 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     /// Request bounds.
     pub limits: Limits,
-    /// Broker settings.
-    pub broker: Broker,
+    /// Broker settings, when a broker is configured.
+    pub broker: Option<Broker>,
+    /// Spool settings, when a spool is configured.
+    pub spool: Option<crate::spool::SpoolConfig>,
     /// How long a seen id is remembered.
     pub dedup_ttl: Duration,
+    /// Routing-key template (also used for spooled events when no broker is configured).
+    pub routing_key: String,
     /// The endpoints.
     pub sources: Sources,
 }
@@ -96,11 +100,21 @@ fn build(file: ConfigFile, path: &Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let invalid = |field: String, message: String| ConfigError::Invalid { path: path.to_owned(), field, message };
 
-    if file.broker.channels == 0 {
-        errors.push(invalid("broker.channels".into(), "must be at least 1".into()));
+    // A broker with an empty URL (`${HOOKGATE_AMQP_URL:-}` unset) is no broker.
+    let broker = file.broker.as_ref().filter(|b| !b.url.expose().trim().is_empty());
+    if let Some(broker) = broker {
+        if broker.channels == 0 {
+            errors.push(invalid("broker.channels".into(), "must be at least 1".into()));
+        }
+        if let Err(e) = check_routing_key(&broker.routing_key) {
+            errors.push(invalid("broker.routing_key".into(), e));
+        }
     }
-    if let Err(e) = check_routing_key(&file.broker.routing_key) {
-        errors.push(invalid("broker.routing_key".into(), e));
+    if broker.is_none() && file.spool.is_none() {
+        errors.push(invalid(
+            "broker".into(),
+            "configure a broker, a spool, or both: events need somewhere durable to go".into(),
+        ));
     }
     if file.limits.concurrency == 0 {
         errors.push(invalid("limits.concurrency".into(), "must be at least 1".into()));
@@ -153,13 +167,20 @@ fn build(file: ConfigFile, path: &Path) -> Result<Config, ConfigErrors> {
             header_read_timeout: file.limits.header_read_timeout.0,
             concurrency: file.limits.concurrency,
         },
-        broker: Broker {
-            url: file.broker.url,
-            exchange: file.broker.exchange,
-            routing_key: file.broker.routing_key,
-            confirm_timeout: file.broker.confirm_timeout.0,
-            channels: file.broker.channels,
-        },
+        broker: broker.map(|b| Broker {
+            url: b.url.clone(),
+            exchange: b.exchange.clone(),
+            routing_key: b.routing_key.clone(),
+            confirm_timeout: b.confirm_timeout.0,
+            channels: b.channels,
+        }),
+        spool: file.spool.as_ref().map(|s| crate::spool::SpoolConfig {
+            dir: base.join(&s.dir),
+            max_bytes: s.max_bytes.0,
+            fsync: s.fsync,
+            segment_bytes: s.segment_size.0.max(1),
+        }),
+        routing_key: file.broker.as_ref().map_or_else(file::default_routing_key, |b| b.routing_key.clone()),
         dedup_ttl: file.dedup.ttl.0,
         sources: Sources::new(sources),
     })

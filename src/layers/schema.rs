@@ -1,15 +1,18 @@
 //! Validates the payload against the JSON Schema configured for its source and event type
-//! (compiled once at start-up). A violation answers 422 with the JSON pointer of the first one.
+//! (compiled once at start-up). A violation answers 422 with the JSON pointer of the first one,
+//! or — for a source with `on_invalid: quarantine` — goes on marked for the quarantine exchange.
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::verify::verified;
+use crate::config::file::OnInvalid;
 use crate::error::Rejection;
+use crate::sink::QuarantineReason;
 
 /// The middleware function.
-pub async fn validate_schema(request: Request, next: Next) -> Response {
+pub async fn validate_schema(mut request: Request, next: Next) -> Response {
     let (inbound, event) = match verified(&request) {
         Ok(parts) => parts,
         Err(rejection) => return rejection.into_response(),
@@ -17,16 +20,20 @@ pub async fn validate_schema(request: Request, next: Next) -> Response {
     let Some(validator) = inbound.source.schemas.for_type(event.event_type()) else {
         return next.run(request).await;
     };
-    let Some(json) = inbound.json() else {
-        // A schema applies but the body is not JSON: the violation is at the root.
-        return Rejection::SchemaInvalid { pointer: String::new() }.into_response();
+    // A body that is not JSON violates the schema at the root.
+    let violation = match inbound.json() {
+        None => Some(String::new()),
+        Some(json) => validator.validate(json).err().map(|v| {
+            tracing::info!(source = %inbound.source.name, event_type = %event.event_type(), pointer = %v.instance_path(), error = %v, "Schema-invalid event.");
+            v.instance_path().as_str().to_owned()
+        }),
     };
-    if let Err(violation) = validator.validate(json) {
-        let pointer = violation.instance_path().as_str().to_owned();
-        tracing::info!(source = %inbound.source.name, event_type = %event.event_type(), pointer = %pointer, error = %violation, "Schema-invalid event rejected.");
-        return Rejection::SchemaInvalid { pointer }.into_response();
+    let Some(pointer) = violation else { return next.run(request).await };
+    if inbound.source.on_invalid == OnInvalid::Quarantine {
+        request.extensions_mut().insert(QuarantineReason { reason: "schema_invalid".into(), pointer });
+        return next.run(request).await;
     }
-    next.run(request).await
+    Rejection::SchemaInvalid { pointer }.into_response()
 }
 
 #[cfg(test)]

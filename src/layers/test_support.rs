@@ -103,6 +103,8 @@ pub(crate) struct FakePublisher {
     pub(crate) sent: Mutex<Vec<Message>>,
     /// When set, every publish fails with the error this makes.
     pub(crate) failure: Mutex<Option<fn() -> PublishError>>,
+    /// Reported as not connected when set.
+    pub(crate) down: std::sync::atomic::AtomicBool,
 }
 
 impl Publisher for FakePublisher {
@@ -119,7 +121,7 @@ impl Publisher for FakePublisher {
     }
 
     fn is_ready(&self) -> bool {
-        self.failure.lock().unwrap().is_none()
+        !self.down.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use rand::Rng;
@@ -74,35 +76,81 @@ impl AmqpPublisher {
     }
 
     async fn publish_once(&self, message: Message) -> Result<(), PublishError> {
+        let channel = self.channel()?;
+        let confirm = self.send(&channel, &message).await?;
+        self.confirmed(confirm, message.routing_key).await
+    }
+
+    fn channel(&self) -> Result<Channel, PublishError> {
         let session = self.session().ok_or_else(|| PublishError::Unavailable("not connected".into()))?;
-        let channel = session.channel().ok_or_else(|| PublishError::Unavailable("no open channel".into()))?;
+        session.channel().cloned().ok_or_else(|| PublishError::Unavailable("no open channel".into()))
+    }
+
+    /// Sends a message; the returned future resolves with the broker's confirm.
+    async fn send(&self, channel: &Channel, message: &Message) -> Result<lapin::PublisherConfirm, PublishError> {
         let config = &self.shared.config;
-        let confirm = channel
+        let exchange = match &message.quarantine {
+            Some(_) => quarantine_exchange(&config.exchange),
+            None => config.exchange.clone(),
+        };
+        channel
             .basic_publish(
-                config.exchange.as_str().into(),
+                exchange.as_str().into(),
                 message.routing_key.as_str().into(),
                 BasicPublishOptions { mandatory: true, immediate: false },
                 &message.body,
-                properties(&message),
+                properties(message),
             )
             .await
-            .map_err(|e| PublishError::Unavailable(e.to_string()))?;
-        let confirmation = tokio::time::timeout(config.confirm_timeout, confirm)
+            .map_err(|e| PublishError::Unavailable(e.to_string()))
+    }
+
+    async fn confirmed(&self, confirm: lapin::PublisherConfirm, routing_key: String) -> Result<(), PublishError> {
+        let confirmation = tokio::time::timeout(self.shared.config.confirm_timeout, confirm)
             .await
             .map_err(|_| PublishError::ConfirmTimeout)?
             .map_err(|e| PublishError::Unavailable(e.to_string()))?;
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => {
-                Err(PublishError::Unroutable(message.routing_key))
-            }
+            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(PublishError::Unroutable(routing_key)),
             Confirmation::Nack(None) => Err(PublishError::Nacked),
             Confirmation::NotRequested => Err(PublishError::Unavailable("channel is not in confirm mode".into())),
         }
     }
 }
 
+impl AmqpPublisher {
+    /// Publishes `messages` in order on one channel, all sent before any confirm is awaited, so
+    /// they reach the queue in this order at the cost of one round trip for the batch.
+    async fn publish_in_order(&self, messages: Vec<Message>) -> Vec<Result<(), PublishError>> {
+        let channel = match self.channel() {
+            Ok(c) => c,
+            Err(e) => return messages.iter().map(|_| Err(PublishError::Unavailable(e.to_string()))).collect(),
+        };
+        let mut pending = Vec::with_capacity(messages.len());
+        for message in &messages {
+            pending.push(self.send(&channel, message).await);
+        }
+        let confirms = pending
+            .into_iter()
+            .zip(messages)
+            .map(|(sent, message)| async move { self.confirmed(sent?, message.routing_key).await });
+        futures_util::future::join_all(confirms).await
+    }
+}
+
 impl Publisher for AmqpPublisher {
+    fn publish_batch(&self, messages: Vec<Message>) -> BoxFuture<'_, Vec<Result<(), PublishError>>> {
+        async move {
+            let results = self.publish_in_order(messages).await;
+            if results.iter().any(|r| matches!(r, Err(PublishError::Unavailable(_) | PublishError::ConfirmTimeout))) {
+                self.shared.broken.notify_one();
+            }
+            results
+        }
+        .boxed()
+    }
+
     fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), PublishError>> {
         async move {
             let result = self.publish_once(message).await;
@@ -151,6 +199,9 @@ fn properties(message: &Message) -> BasicProperties {
     put("hookgate-received-at", &time);
     if let Some(tp) = &message.traceparent {
         put("traceparent", tp);
+    }
+    if let Some(reason) = &message.quarantine {
+        put("hookgate-rejection", &serde_json::to_string(reason).unwrap_or_default());
     }
     let mut props = BasicProperties::default()
         .with_message_id(message.id.as_str().into())
@@ -221,17 +272,46 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 
+/// The exchange for events no binding routes: the main exchange's alternate exchange.
+pub fn unroutable_exchange(exchange: &str) -> String {
+    format!("{exchange}.unroutable")
+}
+
+/// The exchange for quarantined (schema-invalid) events.
+pub fn quarantine_exchange(exchange: &str) -> String {
+    format!("{exchange}.quarantine")
+}
+
+/// Declares the main topic exchange with `{exchange}.unroutable` as its alternate exchange, so an
+/// event no queue is bound for is kept (in the durable `{exchange}.unroutable` queue) instead of
+/// being returned or dropped; and `{exchange}.quarantine` with its durable queue.
+pub async fn declare_topology(channel: &Channel, exchange: &str) -> Result<(), lapin::Error> {
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    let queue = QueueDeclareOptions { durable: true, ..Default::default() };
+    let unroutable = unroutable_exchange(exchange);
+    let quarantine = quarantine_exchange(exchange);
+    for (name, kind) in [(&unroutable, ExchangeKind::Fanout), (&quarantine, ExchangeKind::Topic)] {
+        channel.exchange_declare(name.as_str().into(), kind, durable, FieldTable::default()).await?;
+        channel.queue_declare(name.as_str().into(), queue, FieldTable::default()).await?;
+        channel
+            .queue_bind(
+                name.as_str().into(),
+                name.as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let mut arguments = FieldTable::default();
+    arguments.insert("alternate-exchange".into(), AMQPValue::LongString(LongString::from(unroutable.as_str())));
+    channel.exchange_declare(exchange.into(), ExchangeKind::Topic, durable, arguments).await
+}
+
 async fn connect(config: &Broker) -> Result<Session, lapin::Error> {
     let connection = Connection::connect(config.url.expose(), ConnectionProperties::default()).await?;
     let setup = connection.create_channel().await?;
-    setup
-        .exchange_declare(
-            config.exchange.as_str().into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions { durable: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await?;
+    declare_topology(&setup, &config.exchange).await?;
     let _ = setup.close(200, "declared".into()).await;
     let mut channels = Vec::with_capacity(config.channels);
     for _ in 0..config.channels {

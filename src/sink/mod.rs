@@ -2,6 +2,7 @@
 //! [`amqp::AmqpPublisher`] (RabbitMQ with publisher confirms).
 
 pub mod amqp;
+pub mod delivery;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -30,6 +31,18 @@ pub struct Message {
     pub received_at: SystemTime,
     /// W3C trace context of the request, if any.
     pub traceparent: Option<String>,
+    /// Set for a schema-invalid event of a source with `on_invalid: quarantine`: it goes to the
+    /// quarantine exchange with this reason.
+    pub quarantine: Option<QuarantineReason>,
+}
+
+/// Why an event was quarantined instead of published.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QuarantineReason {
+    /// Machine-readable reason, e.g. `schema_invalid`.
+    pub reason: String,
+    /// JSON pointer of the first violation.
+    pub pointer: String,
 }
 
 /// Why an event was not taken durably.
@@ -53,6 +66,18 @@ pub enum PublishError {
 pub trait Publisher: Send + Sync + 'static {
     /// Resolves `Ok` only once the event is durable downstream.
     fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), PublishError>>;
+    /// Publishes `messages` so they arrive in this order; one result per message. The default
+    /// publishes them one after the other.
+    fn publish_batch(&self, messages: Vec<Message>) -> BoxFuture<'_, Vec<Result<(), PublishError>>> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(messages.len());
+            for message in messages {
+                results.push(self.publish(message).await);
+            }
+            results
+        })
+    }
+
     /// Whether the publisher can currently take events (for `/readyz`).
     fn is_ready(&self) -> bool;
 }

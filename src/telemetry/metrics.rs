@@ -20,6 +20,18 @@ pub const DUPLICATES_TOTAL: &str = "hookgate_duplicates_total";
 pub const BROKER_CONNECTED: &str = "hookgate_broker_connected";
 /// Messages the broker returned as unroutable, by source.
 pub const UNROUTABLE_TOTAL: &str = "hookgate_unroutable_total";
+/// Events in the spool not yet delivered to the broker.
+pub const SPOOL_EVENTS: &str = "hookgate_spool_events";
+/// Bytes of those events on disk.
+pub const SPOOL_BYTES: &str = "hookgate_spool_bytes";
+/// Age of the oldest undelivered spooled event.
+pub const SPOOL_OLDEST_AGE: &str = "hookgate_spool_oldest_age_seconds";
+/// Events written to the spool.
+pub const SPOOLED_TOTAL: &str = "hookgate_spooled_events_total";
+/// Spooled events delivered to the broker.
+pub const DRAINED_TOTAL: &str = "hookgate_spool_drained_events_total";
+/// Bytes of damaged spool tails cut off at start-up.
+pub const SPOOL_CUT_BYTES: &str = "hookgate_spool_cut_bytes_total";
 /// Handshakes answered, by source and handshake name.
 pub const HANDSHAKES_TOTAL: &str = "hookgate_handshakes_total";
 
@@ -53,6 +65,12 @@ fn describe() {
     describe_gauge!(BROKER_CONNECTED, "1 when connected to the broker.");
     describe_counter!(UNROUTABLE_TOTAL, "Events the broker returned as unroutable.");
     describe_counter!(HANDSHAKES_TOTAL, "Provider handshakes answered.");
+    describe_gauge!(SPOOL_EVENTS, "Events in the spool not yet delivered to the broker.");
+    describe_gauge!(SPOOL_BYTES, metrics::Unit::Bytes, "Bytes of undelivered spooled events.");
+    describe_gauge!(SPOOL_OLDEST_AGE, metrics::Unit::Seconds, "Age of the oldest undelivered spooled event.");
+    describe_counter!(SPOOLED_TOTAL, "Events written to the spool.");
+    describe_counter!(DRAINED_TOTAL, "Spooled events delivered to the broker.");
+    describe_counter!(SPOOL_CUT_BYTES, "Bytes of damaged spool tails cut off at start-up.");
 }
 
 /// Counts a finished request.
@@ -84,4 +102,30 @@ pub fn handshake(source: &str, name: &str) {
 /// Sets the broker gauge.
 pub fn broker_connected(up: bool) {
     gauge!(BROKER_CONNECTED).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Sets the spool gauges.
+pub fn spool(events: u64, bytes: u64) {
+    gauge!(SPOOL_EVENTS).set(events as f64);
+    gauge!(SPOOL_BYTES).set(bytes as f64);
+}
+
+/// Sets the age of the oldest spooled event.
+pub fn spool_oldest_age(age: Duration) {
+    gauge!(SPOOL_OLDEST_AGE).set(age.as_secs_f64());
+}
+
+/// Counts events written to the spool.
+pub fn spooled(events: u64) {
+    counter!(SPOOLED_TOTAL).increment(events);
+}
+
+/// Counts spooled events delivered.
+pub fn drained(events: u64) {
+    counter!(DRAINED_TOTAL).increment(events);
+}
+
+/// Counts bytes cut off damaged spool tails.
+pub fn spool_cut(bytes: u64) {
+    counter!(SPOOL_CUT_BYTES).increment(bytes);
 }

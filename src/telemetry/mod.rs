@@ -11,7 +11,8 @@ const DEFAULT_FILTER: &str = "info,lapin=error";
 pub fn init_logs() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let json = std::env::var("HOOKGATE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // Logs go to stderr, so command output (`spool tail`, `providers --json`) stays clean on stdout.
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr);
     let _ =
         if json { builder.json().flatten_event(true).with_current_span(true).try_init() } else { builder.try_init() };
 }

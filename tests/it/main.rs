@@ -4,5 +4,6 @@
 mod support;
 
 mod contract;
+mod durability;
 mod handshakes;
 mod pipeline;

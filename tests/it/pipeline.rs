@@ -195,20 +195,19 @@ async fn an_unreachable_broker_answers_503_with_retry_after() {
 }
 
 #[tokio::test]
-async fn an_unroutable_event_is_refused_and_its_retry_accepted_once_routed() {
+async fn an_event_no_queue_is_bound_for_is_kept_in_the_unroutable_queue() {
     let gw = Gateway::start(SOURCES).await;
     let elsewhere = TestQueue::bind(&gw.exchange, "nothing.matches").await;
+    let mut unroutable = TestQueue::existing(&gw.exchange, &format!("{}.unroutable", gw.exchange)).await;
     let body = br#"{"zen":"x"}"#;
-    let headers = sign::github("gh-secret", "d-unroutable", "ping", body);
-    let reply = post(&gw.hook("gh"), &headers, &body[..]).await;
-    assert_eq!(reply.status, 503);
-    assert_eq!(reply.json(), serde_json::json!({"error": "unroutable"}));
-    let mut queue = TestQueue::bind(&gw.exchange, "gh.#").await;
-    let retry = post(&gw.hook("gh"), &headers, &body[..]).await;
-    assert_eq!(retry.json(), serde_json::json!({"status": "accepted", "id": "d-unroutable"}));
-    assert_eq!(amqp_header(&queue.next().await, "cloudEvents:id").as_deref(), Some("d-unroutable"));
+    let reply = post(&gw.hook("gh"), &sign::github("gh-secret", "d-unroutable", "ping", body), &body[..]).await;
+    assert_eq!(reply.json(), serde_json::json!({"status": "accepted", "id": "d-unroutable"}));
+    let kept = unroutable.next().await;
+    assert_eq!(amqp_header(&kept, "cloudEvents:id").as_deref(), Some("d-unroutable"));
+    assert_eq!(kept.routing_key.as_str(), "gh.ping");
+    assert_eq!(kept.data, body);
     elsewhere.cleanup().await;
-    queue.cleanup().await;
+    unroutable.cleanup().await;
 }
 
 #[tokio::test]

@@ -2,16 +2,16 @@
 
 pub(crate) mod amqp;
 pub(crate) mod http;
+pub(crate) mod proxy;
 pub(crate) mod sign;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use hookgate::config;
 use hookgate::config::interpolate::ProcessEnv;
-use hookgate::sink::amqp::AmqpPublisher;
-use hookgate::{AppState, config, server};
+use hookgate::gateway::{self, Running};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 /// The broker tests use; override with `HOOKGATE_TEST_AMQP_URL`.
 pub(crate) fn amqp_url() -> String {
@@ -25,8 +25,10 @@ pub(crate) fn unique(prefix: &str) -> String {
 
 /// How to start a test gateway; `Default` is the local broker, waited for.
 pub(crate) struct Options {
-    /// Broker URL; default the local RabbitMQ.
-    pub(crate) broker_url: String,
+    /// Broker URL; default the local RabbitMQ. `None`: no broker section (spool only).
+    pub(crate) broker: Option<String>,
+    /// Spool directory; default none (no spool section).
+    pub(crate) spool: Option<PathBuf>,
     /// Wait until the broker connection is up before returning.
     pub(crate) wait_connected: bool,
     /// Extra `limits:` entries, YAML flow-mapping content (`request_timeout: 1s`).
@@ -35,11 +37,21 @@ pub(crate) struct Options {
     pub(crate) state_dir: Option<PathBuf>,
     /// Exchange name; default a fresh unique one.
     pub(crate) exchange: Option<String>,
+    /// `broker.confirm_timeout`.
+    pub(crate) confirm_timeout: String,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { broker_url: amqp_url(), wait_connected: true, limits: String::new(), state_dir: None, exchange: None }
+        Self {
+            broker: Some(amqp_url()),
+            spool: None,
+            wait_connected: true,
+            limits: String::new(),
+            state_dir: None,
+            exchange: None,
+            confirm_timeout: "5s".into(),
+        }
     }
 }
 
@@ -49,10 +61,20 @@ pub(crate) struct Gateway {
     pub(crate) base: String,
     /// Its exchange.
     pub(crate) exchange: String,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub(crate) admin_base: String,
     /// Its state directory (secrets handed over in handshakes).
     pub(crate) state_dir: PathBuf,
-    /// Stops the server when dropped.
-    _stop: oneshot::Sender<()>,
+    /// The running gateway; shut down when the `Gateway` is dropped or by [`Gateway::shutdown`].
+    running: Option<Running>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            tokio::spawn(running.shutdown());
+        }
+    }
 }
 
 impl Gateway {
@@ -68,7 +90,7 @@ impl Gateway {
 
     /// As [`Gateway::start`], with a chosen broker, optionally waiting for the connection.
     pub(crate) async fn start_with(sources: &str, broker_url: &str, wait_connected: bool) -> Self {
-        Self::start_opts(sources, Options { broker_url: broker_url.to_owned(), wait_connected, ..Options::default() })
+        Self::start_opts(sources, Options { broker: Some(broker_url.to_owned()), wait_connected, ..Options::default() })
             .await
     }
 
@@ -77,29 +99,50 @@ impl Gateway {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let exchange = options.exchange.unwrap_or_else(|| unique("hookgate-test"));
         let state_dir = options.state_dir.unwrap_or_else(|| std::env::temp_dir().join(unique("hookgate-state")));
+        let broker = match &options.broker {
+            Some(url) => format!(
+                "broker:\n  url: '{url}'\n  exchange: {exchange}\n  confirm_timeout: {}\n",
+                options.confirm_timeout
+            ),
+            None => String::new(),
+        };
+        let spool = match &options.spool {
+            Some(dir) => format!("spool:\n  dir: '{}'\n", dir.display()),
+            None => String::new(),
+        };
         let yaml = format!(
-            "providers_dir: providers\nschemas_dir: schemas\nstate_dir: '{}'\nlimits: {{ {} }}\nbroker:\n  url: '{}'\n  exchange: {exchange}\n  confirm_timeout: 5s\nsources:\n{sources}",
+            "providers_dir: providers\nschemas_dir: schemas\nstate_dir: '{}'\nlimits: {{ {} }}\n{broker}{spool}sources:\n{sources}",
             state_dir.display(),
             options.limits,
-            options.broker_url,
         );
         let config = config::load_str(&yaml, &root.join("test.yaml"), &ProcessEnv).unwrap_or_else(|e| panic!("{e}"));
-        let publisher = AmqpPublisher::start(config.broker.clone());
-        if options.wait_connected {
+        let public = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let admin = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let base = format!("http://{}", public.local_addr().unwrap());
+        let admin_base = format!("http://{}", admin.local_addr().unwrap());
+        let running = gateway::start(&config, public, admin).unwrap_or_else(|e| panic!("{e}"));
+        if options.wait_connected
+            && let Some(publisher) = &running.publisher
+        {
             assert!(
                 publisher.wait_connected(std::time::Duration::from_secs(10)).await,
-                "RabbitMQ not reachable at {}",
-                options.broker_url
+                "RabbitMQ not reachable at {:?}",
+                options.broker
             );
         }
-        let state = AppState::new(&config, publisher.clone());
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server::serve(listener, hookgate::app(state), config.limits.header_read_timeout, async {
-            let _ = stopped.await;
-        }));
-        Self { base, exchange, state_dir, _stop: stop }
+        Self { base, admin_base, exchange, state_dir, running: Some(running) }
+    }
+
+    /// Shuts the gateway down gracefully and waits for it.
+    pub(crate) async fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+
+    /// The spool, if the gateway has one.
+    pub(crate) fn spool(&self) -> Option<&std::sync::Arc<hookgate::spool::Spool>> {
+        self.running.as_ref()?.spool.as_ref()
     }
 
     /// The URL of a source.

@@ -1,0 +1,68 @@
+//! The drainer: forwards spooled events to the broker in the order they arrived, a batch at a
+//! time with pipelined publisher confirms, and advances the spool's head over the confirmed
+//! prefix. Whatever is not confirmed stays in the spool and is retried.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{RETRY, Spool};
+use crate::sink::Publisher;
+use crate::telemetry::metrics;
+
+/// Records forwarded per batch; their confirms are awaited together.
+const BATCH: usize = 256;
+/// How often an idle drainer looks again (the broker may have come back).
+const IDLE: Duration = Duration::from_millis(200);
+
+/// Drains until `stop` turns true.
+pub async fn run(spool: Arc<Spool>, publisher: Arc<dyn Publisher>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let forwarded = match drain_once(&spool, publisher.as_ref()).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "Spool drain failed; retrying.");
+                0
+            }
+        };
+        if forwarded == 0 {
+            let wait = if spool.stats().events > 0 { RETRY } else { IDLE };
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = spool.appended() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// Forwards one batch if the broker is ready; returns how many were confirmed.
+pub async fn drain_once(spool: &Spool, publisher: &dyn Publisher) -> Result<usize, super::SpoolError> {
+    if spool.stats().events == 0 {
+        metrics::spool_oldest_age(Duration::ZERO);
+        return Ok(0);
+    }
+    if !publisher.is_ready() {
+        return Ok(0);
+    }
+    let batch = spool.read_batch(BATCH)?;
+    if let Some((_, first)) = batch.first() {
+        metrics::spool_oldest_age(super::record::age(first));
+    }
+    let results = publisher.publish_batch(batch.iter().map(|(_, message)| message.clone()).collect()).await;
+    let confirmed = results.iter().take_while(|r| r.is_ok()).count();
+    if let Some(Err(e)) = results.get(confirmed) {
+        tracing::warn!(error = %e, confirmed, "Broker refused part of a spool batch; it stays spooled.");
+    }
+    if confirmed > 0 {
+        let (end, _) = batch[confirmed - 1];
+        let bytes: u64 = batch[..confirmed].iter().map(|(_, m)| super::record::encode(m).len() as u64).sum();
+        spool.ack(end, confirmed as u64, bytes)?;
+        metrics::drained(confirmed as u64);
+    }
+    Ok(confirmed)
+}

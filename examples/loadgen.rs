@@ -23,37 +23,44 @@ use tokio::time::Instant;
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [url, secret, requests, concurrency, size, exchange] = &args[..] else {
-        eprintln!("usage: loadgen URL SECRET REQUESTS CONCURRENCY BODY_BYTES EXCHANGE");
+    let [url, secret, requests, concurrency, size, exchange, mode] = &args[..] else {
+        eprintln!("usage: loadgen URL SECRET REQUESTS CONCURRENCY BODY_BYTES EXCHANGE broker|spool");
         std::process::exit(2);
     };
+    let with_broker = mode == "broker";
     let requests: u64 = requests.parse().unwrap();
     let concurrency: u64 = concurrency.parse().unwrap();
     let size: usize = size.parse().unwrap();
 
+    // A bounded queue catches what the gateway publishes, so every event is routable.
     let amqp = std::env::var("HOOKGATE_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let connection = Connection::connect(&amqp, ConnectionProperties::default()).await.unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-    channel
-        .exchange_declare(exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
-        .await
-        .unwrap();
-    let mut args = FieldTable::default();
-    args.insert("x-max-length".into(), AMQPValue::LongLongInt(10_000));
     let queue = "hookgate-bench";
-    channel.queue_declare(queue.into(), QueueDeclareOptions::default(), args).await.unwrap();
-    channel
-        .queue_bind(
-            queue.into(),
-            exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-
+    let channel = if with_broker {
+        let connection = Connection::connect(&amqp, ConnectionProperties::default()).await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        // Declared by the gateway (with its alternate exchange): only check it exists.
+        let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
+        channel
+            .exchange_declare(exchange.as_str().into(), ExchangeKind::Topic, passive, FieldTable::default())
+            .await
+            .unwrap();
+        let mut args = FieldTable::default();
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(10_000));
+        channel.queue_declare(queue.into(), QueueDeclareOptions::default(), args).await.unwrap();
+        channel
+            .queue_bind(
+                queue.into(),
+                exchange.as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        Some((connection, channel))
+    } else {
+        None
+    };
     let mut body = br#"{"ref":"refs/heads/main","pad":""#.to_vec();
     body.resize(size.saturating_sub(2).max(body.len()), b'x');
     body.extend_from_slice(br#""}"#);
@@ -121,5 +128,7 @@ async fn main() {
         pct(0.99).as_secs_f64() * 1e3,
         latencies.last().unwrap().as_secs_f64() * 1e3,
     );
-    let _ = channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await;
+    if let Some((_connection, channel)) = channel {
+        let _ = channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await;
+    }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod contract;
+mod crash;
 mod durability;
 mod handshakes;
 mod pipeline;

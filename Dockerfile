@@ -12,6 +12,9 @@ COPY --from=build /src/target/release/hookgate /usr/local/bin/hookgate
 COPY providers providers
 COPY schemas schemas
 COPY hookgate.yaml hookgate.yaml
+# The spool and handshake state live beside the config (spool.dir and state_dir are relative).
+RUN mkdir -p spool state && chown hookgate spool state
+VOLUME ["/etc/hookgate/spool", "/etc/hookgate/state"]
 USER hookgate
 EXPOSE 8080 9091
 ENTRYPOINT ["hookgate"]

@@ -50,18 +50,17 @@ pub async fn drain_once(spool: &Spool, publisher: &dyn Publisher) -> Result<usiz
         return Ok(0);
     }
     let batch = spool.read_batch(BATCH)?;
-    if let Some((_, first)) = batch.first() {
-        metrics::spool_oldest_age(super::record::age(first));
+    if let Some(first) = batch.first() {
+        metrics::spool_oldest_age(super::record::age(&first.message));
     }
-    let results = publisher.publish_batch(batch.iter().map(|(_, message)| message.clone()).collect()).await;
+    let results = publisher.publish_batch(batch.iter().map(|s| s.message.clone()).collect()).await;
     let confirmed = results.iter().take_while(|r| r.is_ok()).count();
     if let Some(Err(e)) = results.get(confirmed) {
         tracing::warn!(error = %e, confirmed, "Broker refused part of a spool batch; it stays spooled.");
     }
     if confirmed > 0 {
-        let (end, _) = batch[confirmed - 1];
-        let bytes: u64 = batch[..confirmed].iter().map(|(_, m)| super::record::encode(m).len() as u64).sum();
-        spool.ack(end, confirmed as u64, bytes)?;
+        let bytes: u64 = batch[..confirmed].iter().map(|s| s.size).sum();
+        spool.ack(batch[confirmed - 1].end, confirmed as u64, bytes)?;
         metrics::drained(confirmed as u64);
     }
     Ok(confirmed)

@@ -70,6 +70,17 @@ pub struct Position {
     pub offset: u64,
 }
 
+/// A record read from the spool.
+#[derive(Debug, Clone)]
+pub struct Spooled {
+    /// The position just after it: acknowledging up to here removes it.
+    pub end: Position,
+    /// Its size on disk.
+    pub size: u64,
+    /// The event.
+    pub message: Message,
+}
+
 /// Counts of what the spool holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -169,14 +180,15 @@ impl Spool {
         self.appended.notified().await;
     }
 
-    /// Reads up to `max` undelivered records from the head, with the position after each.
-    pub fn read_batch(&self, max: usize) -> Result<Vec<(Position, Message)>, SpoolError> {
+    /// Reads up to `max` undelivered records from the head, each with the position after it and
+    /// its size on disk.
+    pub fn read_batch(&self, max: usize) -> Result<Vec<Spooled>, SpoolError> {
         let (mut position, tail, segments) = {
             let state = self.lock();
             (state.head, state.tail, state.segments.clone())
         };
         let mut batch = Vec::new();
-        let mut file: Option<(u64, File)> = None;
+        let mut file: Option<(u64, std::io::BufReader<File>)> = None;
         while batch.len() < max && position < tail {
             let end = segments.get(&position.segment).copied().unwrap_or(0);
             if position.offset >= end {
@@ -190,7 +202,7 @@ impl Spool {
             if file.as_ref().is_none_or(|(id, _)| *id != position.segment) {
                 let mut f = File::open(segment_path(&self.config.dir, position.segment))?;
                 f.seek(SeekFrom::Start(position.offset))?;
-                file = Some((position.segment, f));
+                file = Some((position.segment, std::io::BufReader::new(f)));
             }
             let (_, f) = file.as_mut().expect("opened above");
             let mut head = [0u8; record::HEADER];
@@ -202,8 +214,9 @@ impl Spool {
                 return Err(corrupt(position));
             }
             let message = record::decode(&payload).ok_or_else(|| corrupt(position))?;
-            position.offset += (record::HEADER + header.len) as u64;
-            batch.push((position, message));
+            let size = (record::HEADER + header.len) as u64;
+            position.offset += size;
+            batch.push(Spooled { end: position, size, message });
         }
         Ok(batch)
     }

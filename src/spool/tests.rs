@@ -33,8 +33,8 @@ fn message(n: usize) -> Message {
     }
 }
 
-fn ids(batch: &[(Position, Message)]) -> Vec<String> {
-    batch.iter().map(|(_, m)| m.id.clone()).collect()
+fn ids(batch: &[Spooled]) -> Vec<String> {
+    batch.iter().map(|s| s.message.id.clone()).collect()
 }
 
 async fn append_all(spool: &Spool, range: std::ops::Range<usize>) {
@@ -48,8 +48,8 @@ fn drain_all(spool: &Spool) -> Vec<String> {
     let mut seen = Vec::new();
     loop {
         let batch = spool.read_batch(7).unwrap();
-        let Some(end) = batch.last().map(|(p, _)| *p) else { return seen };
-        let bytes = batch.iter().map(|(_, m)| record::encode(m).len() as u64).sum();
+        let Some(end) = batch.last().map(|s| s.end) else { return seen };
+        let bytes = batch.iter().map(|s| s.size).sum();
         spool.ack(end, batch.len() as u64, bytes).unwrap();
         seen.extend(ids(&batch));
     }
@@ -94,8 +94,8 @@ async fn a_restart_keeps_undelivered_events_and_forgets_delivered_ones() {
         let (spool, _) = Spool::open(config(&dir)).unwrap();
         append_all(&spool, 0..5).await;
         let batch = spool.read_batch(2).unwrap();
-        let bytes = batch.iter().map(|(_, m)| record::encode(m).len() as u64).sum();
-        spool.ack(batch[1].0, 2, bytes).unwrap();
+        let bytes = batch.iter().map(|s| s.size).sum();
+        spool.ack(batch[1].end, 2, bytes).unwrap();
     }
     let (spool, recovery) = Spool::open(config(&dir)).unwrap();
     assert_eq!(recovery.events, 3);

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hookgate::config::secret::Secret;
-use hookgate::providers::request::RequestView;
+use hookgate::providers::request::{RequestView, parse_json};
 use hookgate::providers::{Provider, ProviderKeys, VerifyContext, VerifyError};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -157,11 +157,6 @@ impl Request {
             json,
         }
     }
-}
-
-fn parse_json(body: &[u8]) -> Option<serde_json::Value> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if matches!(first, b'{' | b'[') { serde_json::from_slice(body).ok() } else { None }
 }
 
 fn keys(provider: &Provider, secrets: &[&str]) -> Result<ProviderKeys, String> {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use crate::providers::request::RequestView;
+use crate::providers::request::{RequestView, parse_json};
 
 /// A request held by value.
 #[derive(Debug, Clone)]
@@ -82,9 +82,4 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, String> {
     } else {
         std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
     }
-}
-
-fn parse_json(body: &[u8]) -> Option<serde_json::Value> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if matches!(first, b'{' | b'[') { serde_json::from_slice(body).ok() } else { None }
 }

@@ -14,7 +14,7 @@ use http::header::CONTENT_LENGTH;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::Rejection;
-use crate::providers::request::RequestView;
+use crate::providers::request::{RequestView, parse_json};
 use crate::source::{Source, Sources};
 
 /// The buffered request, for every layer below.
@@ -54,12 +54,6 @@ impl Inbound {
             json: if with_json { self.json() } else { None },
         }
     }
-}
-
-/// Parses bodies that look like JSON; form bodies and the like stay unparsed.
-fn parse_json(body: &[u8]) -> Option<serde_json::Value> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if matches!(first, b'{' | b'[') { serde_json::from_slice(body).ok() } else { None }
 }
 
 /// The middleware function.

@@ -65,3 +65,10 @@ impl<'a> RequestView<'a> {
         })
     }
 }
+
+/// Parses bodies that look like JSON (first non-blank byte `{` or `[`); form bodies and the like
+/// stay unparsed.
+pub fn parse_json(body: &[u8]) -> Option<Value> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if matches!(first, b'{' | b'[') { serde_json::from_slice(body).ok() } else { None }
+}

@@ -96,11 +96,6 @@ pub fn decode(payload: &[u8]) -> Option<Message> {
     })
 }
 
-/// Milliseconds since the epoch of a message's receive time.
-pub fn received_ms(message: &Message) -> u64 {
-    message.received_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
-
 /// Whether `payload` matches its checksum.
 pub fn checksum_ok(payload: &[u8], crc: u32) -> bool {
     crc32fast::hash(payload) == crc

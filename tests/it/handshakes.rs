@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::contract::amqp_header;
 use crate::support::amqp::TestQueue;
 use crate::support::http::{Reply, post, send};
-use crate::support::{Gateway, Options, sign, unique};
+use crate::support::{Gateway, Options, assert_next_is_sentinel, sign, unique};
 
 /// The sentinel's source; every gateway here has it.
 const GH: &str = "  - { name: gh, provider: github, secrets: [gh-secret] }\n";
@@ -42,21 +42,6 @@ async fn start(sources: &str) -> (Gateway, TestQueue) {
     let gw = Gateway::start(&format!("{GH}{sources}")).await;
     let queue = TestQueue::bind(&gw.exchange, "#").await;
     (gw, queue)
-}
-
-/// Sends a valid GitHub event with a fresh id and asserts it is the next message in `queue`.
-async fn assert_next_is_sentinel(gw: &Gateway, queue: &mut TestQueue) {
-    let id = uuid::Uuid::new_v4().to_string();
-    let body = br#"{"sentinel":true}"#;
-    let reply = post(&gw.hook("gh"), &sign::github("gh-secret", &id, "sentinel", body), &body[..]).await;
-    assert_eq!(reply.status, 202, "{:?}", reply.body);
-    let next = queue.next().await;
-    assert_eq!(
-        amqp_header(&next, "cloudEvents:id").as_deref(),
-        Some(id.as_str()),
-        "something else was published first: {:?}",
-        String::from_utf8_lossy(&next.data)
-    );
 }
 
 /// Asserts the next message is `body` with event id `id`.

@@ -11,21 +11,7 @@ use http::Method;
 use crate::contract::{SOURCES, SW_SECRET, amqp_header};
 use crate::support::amqp::TestQueue;
 use crate::support::http::{post, send};
-use crate::support::{Gateway, sign};
-
-/// Sends a valid GitHub event with a fresh id and asserts it is the next message in `queue`.
-async fn assert_next_is_sentinel(gw: &Gateway, queue: &mut TestQueue) {
-    let id = uuid::Uuid::new_v4().to_string();
-    let body = br#"{"sentinel":true}"#;
-    let reply = post(&gw.hook("gh"), &sign::github("gh-secret", &id, "sentinel", body), &body[..]).await;
-    assert_eq!(reply.status, 202, "{:?}", reply.body);
-    let next = queue.next().await;
-    assert_eq!(
-        amqp_header(&next, "cloudEvents:id").as_deref(),
-        Some(id.as_str()),
-        "something else was published first"
-    );
-}
+use crate::support::{Gateway, assert_next_is_sentinel, sign};
 
 /// Request headers as the signing helpers return them.
 type Headers = Vec<(&'static str, String)>;

@@ -18,6 +18,23 @@ pub(crate) fn amqp_url() -> String {
     std::env::var("HOOKGATE_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
+/// Sends a valid GitHub event (source `gh`, secret `gh-secret`) with a fresh id and asserts it is
+/// the next message in `queue`. Since every 202 waits for the broker's confirm, anything published
+/// before it would be in the queue first: this proves nothing else was published, without sleeping.
+pub(crate) async fn assert_next_is_sentinel(gw: &Gateway, queue: &mut amqp::TestQueue) {
+    let id = uuid::Uuid::new_v4().to_string();
+    let body = br#"{"sentinel":true}"#;
+    let reply = http::post(&gw.hook("gh"), &sign::github("gh-secret", &id, "sentinel", body), &body[..]).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    let next = queue.next().await;
+    assert_eq!(
+        crate::contract::amqp_header(&next, "cloudEvents:id").as_deref(),
+        Some(id.as_str()),
+        "something else was published first: {:?}",
+        String::from_utf8_lossy(&next.data)
+    );
+}
+
 /// A unique name for this test's exchange.
 pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

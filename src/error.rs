@@ -42,9 +42,15 @@ pub enum Rejection {
     /// A subscription handshake presented a wrong or no verify token (Meta).
     #[error("verify token invalid")]
     VerifyTokenInvalid,
+    /// Authentic, but not for this source (`require` did not match).
+    #[error("not allowed")]
+    NotAllowed,
     /// A handshake handed over a secret the source cannot take.
     #[error("secret not accepted")]
     SecretNotAccepted,
+    /// The event id or type is longer than hookgate can carry.
+    #[error("event identity too long")]
+    IdentityTooLong,
     /// The payload violates the schema for its type; `pointer` is the first violation.
     #[error("schema invalid at {pointer}")]
     SchemaInvalid {
@@ -98,7 +104,9 @@ impl Rejection {
             Rejection::SignatureInvalid => "signature_invalid",
             Rejection::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
             Rejection::VerifyTokenInvalid => "verify_token_invalid",
+            Rejection::NotAllowed => "not_allowed",
             Rejection::SecretNotAccepted => "secret_not_accepted",
+            Rejection::IdentityTooLong => "identity_too_long",
             Rejection::SchemaInvalid { .. } => "schema_invalid",
             Rejection::RateLimited { .. } => "rate_limited",
             Rejection::BrokerUnavailable => "broker_unavailable",
@@ -122,8 +130,10 @@ impl Rejection {
             Rejection::SignatureMissing | Rejection::SignatureInvalid | Rejection::TimestampOutOfTolerance => {
                 StatusCode::UNAUTHORIZED
             }
-            Rejection::VerifyTokenInvalid | Rejection::SecretNotAccepted => StatusCode::FORBIDDEN,
-            Rejection::SchemaInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Rejection::VerifyTokenInvalid | Rejection::SecretNotAccepted | Rejection::NotAllowed => {
+                StatusCode::FORBIDDEN
+            }
+            Rejection::SchemaInvalid { .. } | Rejection::IdentityTooLong => StatusCode::UNPROCESSABLE_ENTITY,
             Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::BrokerUnavailable
             | Rejection::Unroutable

@@ -89,7 +89,7 @@ pub fn start(config: &Config, public: TcpListener, admin: TcpListener) -> Result
     let (stop, stop_rx) = watch::channel(false);
     let drainer = match (&spool, &publisher) {
         (Some(spool), Some(publisher)) => {
-            Some(tokio::spawn(drain::run(spool.clone(), publisher.clone() as Arc<dyn Publisher>, stop_rx.clone())))
+            Some(tokio::spawn(supervise_drainer(spool.clone(), publisher.clone(), stop_rx.clone())))
         }
         _ => None,
     };
@@ -106,6 +106,21 @@ pub fn start(config: &Config, public: TcpListener, admin: TcpListener) -> Result
     let state = AppState::new(config, delivery);
     let public = tokio::spawn(server::serve(public, crate::app(state), header_timeout, stopped(stop_rx)));
     Ok(Running { publisher, spool, stop, public, admin, drainer })
+}
+
+/// Runs the drainer, restarting it if it ever panics: a dead drainer would leave every later
+/// event in the spool.
+async fn supervise_drainer(spool: Arc<Spool>, publisher: Arc<AmqpPublisher>, stop: watch::Receiver<bool>) {
+    loop {
+        let run = tokio::spawn(drain::run(spool.clone(), publisher.clone() as Arc<dyn Publisher>, stop.clone()));
+        match run.await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "The spool drainer crashed; restarting it.");
+                tokio::time::sleep(crate::spool::RETRY).await;
+            }
+        }
+    }
 }
 
 impl Running {

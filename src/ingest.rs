@@ -19,6 +19,9 @@ use crate::sink::delivery::{Delivered, Delivery, DeliveryError};
 use crate::sink::{Message, PublishError, QuarantineReason};
 use crate::telemetry::metrics;
 
+/// AMQP routing keys are short strings.
+const MAX_ROUTING_KEY: usize = 255;
+
 /// What the handler needs.
 #[derive(Clone)]
 pub struct IngestState {
@@ -47,6 +50,9 @@ pub async fn ingest(State(state): State<IngestState>, request: Request) -> Respo
         traceparent: header_text(request.headers(), "traceparent"),
         quarantine: request.extensions().get::<QuarantineReason>().cloned(),
     };
+    if message.routing_key.len() > MAX_ROUTING_KEY {
+        return Rejection::IdentityTooLong.into_response();
+    }
     let status = if message.quarantine.is_some() { "quarantined" } else { "accepted" };
     let started = Instant::now();
     match state.delivery.deliver(message).await {

@@ -192,6 +192,12 @@ fn main() -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
+            for source in config.sources.iter().filter(|s| s.provider.name == "aws-sns" && s.require.is_empty()) {
+                eprintln!(
+                    "warning: source `{}` accepts SNS messages from any AWS account's topic: pin yours with require: {{ \"json:/TopicArn\": [...] }}",
+                    source.name
+                );
+            }
             for source in config.sources.iter().filter(|s| s.provider.is_unauthenticated()) {
                 eprintln!(
                     "warning: source `{}` uses provider `{}`, which has no authentication (verify: none): anyone who knows the URL can post events",

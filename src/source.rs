@@ -33,6 +33,8 @@ pub struct Source {
     pub token_header: Option<HeaderName>,
     /// Confirm subscriptions automatically (AWS SNS `SubscribeURL`).
     pub auto_confirm: bool,
+    /// Values a verified request must carry (value → allowed values).
+    pub require: Vec<(crate::providers::value::Value, Vec<String>)>,
     /// Where a secret handed over in a handshake is kept (`state_dir/<source>.secret`).
     pub secret_file: PathBuf,
     /// Largest accepted body in bytes.
@@ -60,6 +62,13 @@ impl Source {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Whether a verified request carries every required value.
+    pub fn allows(&self, req: &crate::providers::request::RequestView<'_>) -> bool {
+        self.require
+            .iter()
+            .all(|(value, allowed)| value.get(req, None).is_some_and(|v| allowed.iter().any(|a| *a == v)))
+    }
+
     /// The per-source settings verification reads.
     pub fn verify_context(&self) -> VerifyContext<'_> {
         VerifyContext { tolerance: self.tolerance, token_header: self.token_header.as_ref() }
@@ -77,11 +86,13 @@ impl Source {
         let mut current = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if !current.is_empty() {
             let stored = std::fs::read_to_string(&self.secret_file).unwrap_or_default();
-            return if stored.trim() == secret {
-                Ok(())
-            } else {
-                Err(CaptureError::AlreadySet(self.secret_file.clone()))
+            // Constant time: the answer must not help anyone guess the stored secret.
+            let same = {
+                use sha2::{Digest, Sha256};
+                use subtle::ConstantTimeEq;
+                bool::from(Sha256::digest(stored.trim()).ct_eq(&Sha256::digest(secret)))
             };
+            return if same { Ok(()) } else { Err(CaptureError::AlreadySet(self.secret_file.clone())) };
         }
         persist(&self.secret_file, secret).map_err(CaptureError::Io)?;
         *current = Arc::new(keys);

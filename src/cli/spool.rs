@@ -25,10 +25,13 @@ fn spool_dir(config: &Config) -> Result<&Path, String> {
 /// Prints counts: undelivered events, bytes, oldest, segment files.
 pub fn stats(config: &Config) -> Result<(), String> {
     let dir = spool_dir(config)?;
-    let records = read_from(dir, None).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let bytes: usize = records.iter().map(|(_, m)| crate::spool::record::encode(m).len()).sum();
+    let (records, stopped) = read_from(dir, None).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bytes: u64 = records.iter().map(|s| s.size).sum();
     let segments = crate::spool::recover::segment_ids(dir).map_err(|e| e.to_string())?.len();
-    let oldest = records.first().map(|(_, m)| crate::sink::amqp::rfc3339(m.received_at));
+    let oldest = records.first().map(|s| crate::sink::amqp::rfc3339(s.message.received_at));
+    if let Some(why) = stopped {
+        eprintln!("note: stopped at an {why} (a write in progress, or damage the gateway cuts out at start-up)");
+    }
     println!("events: {}", records.len());
     println!("bytes: {bytes}");
     println!("segments: {segments}");
@@ -41,10 +44,10 @@ pub async fn tail(config: &Config, follow: bool) -> Result<(), String> {
     let dir = spool_dir(config)?;
     let mut from: Option<Position> = None;
     loop {
-        let records = read_from(dir, from).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for (position, message) in &records {
-            println!("{}", line(message));
-            from = Some(*position);
+        let (records, _) = read_from(dir, from).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for spooled in &records {
+            println!("{}", line(&spooled.message));
+            from = Some(spooled.end);
         }
         if !follow {
             return Ok(());

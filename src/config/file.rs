@@ -181,6 +181,11 @@ pub struct SourceConfig {
     /// is logged for an operator.
     #[serde(default)]
     pub auto_confirm: bool,
+    /// Values a verified request must carry: value expression → allowed values. A signature proves
+    /// who sent a request, not that it is for you: AWS signs every account's SNS messages, so an
+    /// SNS source pins its topics with `require: { "json:/TopicArn": [arn:aws:sns:…] }`.
+    #[serde(default)]
+    pub require: BTreeMap<String, Vec<String>>,
 }
 
 /// A token bucket: `per_second` sustained, `burst` at once.

@@ -72,6 +72,9 @@ pub struct Broker {
     pub channels: usize,
 }
 
+/// Largest body a spool record holds, leaving room for the metadata.
+const MAX_SPOOLED_BODY: u64 = (crate::spool::record::MAX_PAYLOAD - (64 << 10)) as u64;
+
 /// Loads and checks the configuration at `path` with the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
@@ -114,6 +117,15 @@ fn build(file: ConfigFile, path: &Path) -> Result<Config, ConfigErrors> {
         errors.push(invalid(
             "broker".into(),
             "configure a broker, a spool, or both: events need somewhere durable to go".into(),
+        ));
+    }
+    // A spool record must hold any accepted body plus its metadata.
+    let largest_body =
+        file.sources.iter().filter_map(|s| s.max_body).map(|b| b.0).chain([file.limits.max_body.0]).max();
+    if file.spool.is_some() && largest_body.is_some_and(|b| b > MAX_SPOOLED_BODY) {
+        errors.push(invalid(
+            "limits.max_body".into(),
+            format!("bodies over {MAX_SPOOLED_BODY} bytes cannot be spooled; lower max_body"),
         ));
     }
     if file.limits.concurrency == 0 {
@@ -259,6 +271,13 @@ fn build_source(
             Some(_) => {}
         }
     }
+    let require = config
+        .require
+        .iter()
+        .map(|(expr, allowed)| crate::providers::value::Value::parse(expr).map(|v| (v, allowed.clone())))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| problems.push(("require".to_owned(), e)))
+        .unwrap_or_default();
     let token_header = config
         .token_header
         .as_deref()
@@ -296,6 +315,7 @@ fn build_source(
         verify_token: config.verify_token.clone(),
         token_header,
         auto_confirm: config.auto_confirm,
+        require,
         secret_file,
         provider,
         limiter,

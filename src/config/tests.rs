@@ -59,7 +59,7 @@ fn unknown_keys_name_the_line_and_the_nearest_valid_key() {
     assert_eq!(
         messages(load(&yaml, &[])),
         [
-            "hookgate.yaml:6:5: sources[0]: unknown key `providr`; did you mean `provider`? (valid keys: name, provider, secrets, rate_limit, schemas, on_invalid, tolerance, max_body, public_url, verify_token, token_header, auto_confirm)"
+            "hookgate.yaml:6:5: sources[0]: unknown key `providr`; did you mean `provider`? (valid keys: name, provider, secrets, rate_limit, schemas, on_invalid, tolerance, max_body, public_url, verify_token, token_header, auto_confirm, require)"
         ]
     );
     let yaml = format!("{BROKER}listn: x\n");

@@ -38,29 +38,44 @@ pub async fn dedup(State(store): State<SharedStore>, request: Request, next: Nex
             return Rejection::DedupUnavailable.into_response();
         }
     }
-    let mut claim = ClaimGuard { store: &*store, key: &key, held: true };
-    let response = next.run(request).await;
-    if response.status().is_success() {
-        if let Err(e) = store.commit(&key).await {
-            // The event is durable; at worst a later copy is published again (at-least-once).
-            tracing::warn!(error = %e, "Could not record the event as seen.");
+    // The rest runs in its own task: if the client's request is cancelled (timeout, disconnect)
+    // while the event is being made durable, the outcome still decides commit or release, so a
+    // retry is neither swallowed nor stored twice.
+    let work = tokio::spawn(async move {
+        let claim = ClaimGuard { store: store.clone(), key, held: true };
+        let response = next.run(request).await;
+        if response.status().is_success() {
+            if let Err(e) = store.commit(&claim.key).await {
+                // The event is durable; at worst a later copy is published again (at-least-once).
+                tracing::warn!(error = %e, "Could not record the event as seen.");
+            }
+            claim.disarm();
         }
-        claim.held = false;
-    }
-    response
+        response
+    });
+    work.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "Request handling panicked.");
+        Rejection::Internal.into_response()
+    })
 }
 
 /// Releases the claim when dropped while still held: on a non-2xx answer or on cancellation.
-struct ClaimGuard<'a> {
-    store: &'a dyn DedupStore,
-    key: &'a DedupKey,
+struct ClaimGuard {
+    store: SharedStore,
+    key: DedupKey,
     held: bool,
 }
 
-impl Drop for ClaimGuard<'_> {
+impl ClaimGuard {
+    fn disarm(mut self) {
+        self.held = false;
+    }
+}
+
+impl Drop for ClaimGuard {
     fn drop(&mut self) {
         if self.held {
-            self.store.release(self.key);
+            self.store.release(&self.key);
         }
     }
 }
@@ -123,20 +138,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cancelled_request_releases_its_claim() {
+    async fn a_cancelled_request_still_commits_or_releases_by_its_outcome() {
         let store = MemoryStore::start(std::time::Duration::from_secs(60));
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let never = tower::service_fn(|_req: Request| std::future::pending::<Result<Response, Infallible>>());
-        let hanging = from_fn_with_state(crate::fetch::Fetcher::new(), verify)
-            .layer(from_fn_with_state(store.clone() as SharedStore, dedup).layer(never));
         let gh = github();
-        let attempt = hanging.oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}"));
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(20), attempt).await.is_err());
-        assert!(store.is_empty(), "the claim must be released when the request is dropped");
-        let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify)
-            .layer(from_fn_with_state(store as SharedStore, dedup).layer(counting_echo(calls.clone())));
-        let response = service.oneshot(github_request(&gh, "s3cret", "d-1", "push", b"{}")).await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(calls.lock().unwrap().len(), 1);
+        for (status, duplicate_after) in [(503, false), (202, true)] {
+            let id = format!("d-{status}");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let rx = std::sync::Arc::new(tokio::sync::Mutex::new(Some(rx)));
+            // An inner service that finishes only after the client gave up.
+            let slow = tower::service_fn(move |_req: Request| {
+                let rx = rx.clone();
+                async move {
+                    if let Some(rx) = rx.lock().await.take() {
+                        let _ = rx.await;
+                    }
+                    Ok::<_, Infallible>(StatusCode::from_u16(status).unwrap().into_response())
+                }
+            });
+            let service = from_fn_with_state(crate::fetch::Fetcher::new(), verify)
+                .layer(from_fn_with_state(store.clone() as SharedStore, dedup).layer(slow));
+            let attempt = service.clone().oneshot(github_request(&gh, "s3cret", &id, "push", b"{}"));
+            assert!(tokio::time::timeout(std::time::Duration::from_millis(20), attempt).await.is_err());
+            tx.send(()).unwrap();
+            // The retry waits for the first copy's real outcome.
+            let calls = Arc::new(Mutex::new(Vec::new()));
+            let retry = from_fn_with_state(crate::fetch::Fetcher::new(), verify)
+                .layer(from_fn_with_state(store.clone() as SharedStore, dedup).layer(counting_echo(calls.clone())));
+            let response = retry.oneshot(github_request(&gh, "s3cret", &id, "push", b"{}")).await.unwrap();
+            assert_eq!(calls.lock().unwrap().is_empty(), duplicate_after, "status {status}");
+            assert_eq!(response.status(), if duplicate_after { 202 } else { 200 });
+        }
     }
 }

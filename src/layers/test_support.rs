@@ -38,6 +38,7 @@ pub(crate) fn source(name: &str, provider: &str, secrets: &[&str]) -> Source {
         verify_token: None,
         token_header: None,
         auto_confirm: false,
+        require: Vec::new(),
         secret_file: std::env::temp_dir().join(format!("hookgate-test-{}-{name}.secret", uuid::Uuid::new_v4())),
         max_body: 1 << 20,
         limiter: None,

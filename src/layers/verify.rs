@@ -13,6 +13,9 @@ use super::source::Inbound;
 use crate::error::Rejection;
 use crate::fetch::Fetcher;
 
+/// Longest event id or type accepted, in bytes.
+pub const MAX_IDENTITY: usize = 200;
+
 /// An authenticated event. Its fields are private so that only this module can build one.
 #[derive(Debug, Clone)]
 pub struct VerifiedEvent {
@@ -70,7 +73,16 @@ pub async fn verify(State(fetcher): State<Arc<Fetcher>>, mut request: Request, n
         return Rejection::from(e).into_response();
     }
     let view = inbound.view(&request, true);
+    if !source.allows(&view) {
+        tracing::warn!(source = %source.name, "Verified request without the source's required values; refused.");
+        return Rejection::NotAllowed.into_response();
+    }
     let event = VerifiedEvent { id: provider.event_id(&view), event_type: provider.event_type(&view) };
+    // Ids and types travel as AMQP short strings (and in routing keys): at most 255 bytes.
+    if event.id.len() > MAX_IDENTITY || event.event_type.len() > MAX_IDENTITY {
+        tracing::info!(source = %source.name, "Event id or type longer than {MAX_IDENTITY} bytes; rejected.");
+        return Rejection::IdentityTooLong.into_response();
+    }
     tracing::Span::current().record("event_id", event.id.as_str());
     request.extensions_mut().insert(event);
     next.run(request).await

@@ -151,6 +151,10 @@ impl Provider {
         if schemes.is_empty() {
             return Err(("verify".into(), "list at least one scheme, or write `verify: { type: none }`".into()));
         }
+        // Any scheme verifying is enough, so `none` beside another would accept everything.
+        if schemes.len() > 1 && schemes.iter().any(|s| matches!(s, Scheme::None)) {
+            return Err(("verify".into(), "`type: none` cannot be listed with other schemes".into()));
+        }
         let values = |key: &str, list: &[String]| {
             list.iter().map(|f| Value::parse(f)).collect::<Result<Vec<_>, _>>().map_err(|e| (key.to_owned(), e))
         };

@@ -96,7 +96,8 @@ impl AmqpPublisher {
         channel
             .basic_publish(
                 exchange.as_str().into(),
-                message.routing_key.as_str().into(),
+                ShortString::try_new(message.routing_key.as_str())
+                    .map_err(|_| PublishError::Invalid("routing key longer than 255 bytes".into()))?,
                 BasicPublishOptions { mandatory: true, immediate: false },
                 &message.body,
                 properties(message),
@@ -204,16 +205,29 @@ fn properties(message: &Message) -> BasicProperties {
         put("hookgate-rejection", &serde_json::to_string(reason).unwrap_or_default());
     }
     let mut props = BasicProperties::default()
-        .with_message_id(message.id.as_str().into())
-        .with_type(message.event_type.as_str().into())
+        .with_message_id(short(&message.id))
+        .with_type(short(&message.event_type))
         .with_timestamp(received.as_secs())
         .with_delivery_mode(2)
         .with_app_id("hookgate".into())
         .with_headers(headers);
     if let Some(ct) = &message.content_type {
-        props = props.with_content_type(ct.as_str().into());
+        // AMQP short strings hold 255 bytes; a longer Content-Type is left out rather than cut.
+        if let Ok(ct) = ShortString::try_new(ct.as_str()) {
+            props = props.with_content_type(ct);
+        }
     }
     props
+}
+
+/// An AMQP short string; the verify layer keeps ids and types within 255 bytes, so the cut is
+/// never reached for them (the full values are also in the `cloudEvents:*` headers).
+fn short(text: &str) -> ShortString {
+    let mut end = text.len().min(255);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    ShortString::try_new(&text[..end]).unwrap_or_default()
 }
 
 /// RFC 3339 UTC time with millisecond precision.

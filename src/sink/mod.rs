@@ -57,6 +57,9 @@ pub enum PublishError {
     /// The broker refused the message (nack).
     #[error("broker nacked the message")]
     Nacked,
+    /// The message cannot be expressed in AMQP (a routing key over 255 bytes).
+    #[error("invalid message: {0}")]
+    Invalid(String),
     /// Confirmed, but returned: no queue is bound for the routing key.
     #[error("no queue bound for routing key `{0}`")]
     Unroutable(String),

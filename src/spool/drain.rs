@@ -8,9 +8,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{RETRY, Spool};
-use crate::sink::Publisher;
+use crate::sink::{PublishError, Publisher};
 use crate::telemetry::metrics;
 
+/// Times the broker may refuse the first spooled record before it is dead-lettered.
+const MAX_REFUSALS: u32 = 5;
 /// Records forwarded per batch; their confirms are awaited together.
 const BATCH: usize = 256;
 /// How often an idle drainer looks again (the broker may have come back).
@@ -57,6 +59,13 @@ pub async fn drain_once(spool: &Spool, publisher: &dyn Publisher) -> Result<usiz
     let confirmed = results.iter().take_while(|r| r.is_ok()).count();
     if let Some(Err(e)) = results.get(confirmed) {
         tracing::warn!(error = %e, confirmed, "Broker refused part of a spool batch; it stays spooled.");
+        // A record the broker refuses for what it is, not for being away, would block every
+        // record behind it: after a few tries it is set aside (dead-lettered) and reported.
+        let permanent = matches!(e, PublishError::Nacked | PublishError::Unroutable(_) | PublishError::Invalid(_));
+        if confirmed == 0 && permanent && spool.refused(batch[0].end) >= MAX_REFUSALS {
+            spool.dead_letter(&batch[0])?;
+            return Ok(1);
+        }
     }
     if confirmed > 0 {
         let bytes: u64 = batch[..confirmed].iter().map(|s| s.size).sum();

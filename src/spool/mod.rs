@@ -50,6 +50,9 @@ pub enum SpoolError {
     /// `max_bytes` reached.
     #[error("spool full")]
     Full,
+    /// The event is too large for a spool record.
+    #[error("event too large for the spool")]
+    TooLarge,
     /// Writing or syncing failed (disk full, I/O error).
     #[error("spool write failed: {0}")]
     Io(#[from] std::io::Error),
@@ -105,6 +108,8 @@ struct State {
     events: u64,
     bytes: u64,
     batches: u64,
+    /// The record last refused by the broker, and how many times in a row.
+    refusals: (Position, u32),
 }
 
 struct Append {
@@ -164,7 +169,7 @@ impl Spool {
     /// Appends an event; resolves once it is on disk (fsynced when `fsync` is on).
     pub async fn append(&self, message: &Message) -> Result<(), SpoolError> {
         let (done, result) = oneshot::channel();
-        let record = record::encode(message);
+        let record = record::encode(message).ok_or(SpoolError::TooLarge)?;
         self.tx.send(Append { record, done }).await.map_err(|_| SpoolError::Closed)?;
         result.await.map_err(|_| SpoolError::Closed)?
     }
@@ -219,6 +224,35 @@ impl Spool {
             batch.push(Spooled { end: position, size, message });
         }
         Ok(batch)
+    }
+
+    /// Counts one more refusal of the record ending at `end`; returns the count so far.
+    pub fn refused(&self, end: Position) -> u32 {
+        let mut state = self.lock();
+        match state.refusals {
+            (at, n) if at == end => state.refusals = (end, n + 1),
+            _ => state.refusals = (end, 1),
+        }
+        state.refusals.1
+    }
+
+    /// Moves a record the broker keeps refusing out of the way: it is written to
+    /// `dead/<segment>-<offset>.json` (metadata and body) and acknowledged, so the records behind
+    /// it flow again. Reported at ERROR and in `hookgate_spool_dead_letters_total`.
+    pub fn dead_letter(&self, spooled: &Spooled) -> Result<(), SpoolError> {
+        let dir = self.config.dir.join("dead");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{:016}-{}.json", spooled.end.segment, spooled.end.offset));
+        let m = &spooled.message;
+        let body = serde_json::json!({
+            "id": m.id, "source": m.source.as_ref(), "type": m.event_type, "routing_key": m.routing_key,
+            "received_at": crate::sink::amqp::rfc3339(m.received_at),
+            "body_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &m.body),
+        });
+        std::fs::write(&path, body.to_string())?;
+        tracing::error!(id = %m.id, path = %path.display(), "The broker keeps refusing a spooled event; dead-lettered it.");
+        metrics::spool_dead_letter();
+        self.ack(spooled.end, 1, spooled.size)
     }
 
     /// Marks everything before `end` delivered: `events` records of `bytes` bytes. Persists the
@@ -315,8 +349,13 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "Spool write failed; the events were refused with 503.");
-                // Cut off whatever part of the batch reached the file, so no half record remains.
+                // Whatever part of the batch reached the file cannot be trusted (after a failed
+                // fsync not even the page cache can): go on in a fresh segment. Recovery cuts
+                // the torn end of this one.
                 let _ = self.file.set_len(self.size);
+                if let Err(e) = self.start_segment() {
+                    tracing::error!(error = %e, "Cannot start a new spool segment either.");
+                }
                 for append in accepted {
                     let _ = append.done.send(Err(SpoolError::Io(std::io::Error::new(e.kind(), e.to_string()))));
                 }
@@ -342,6 +381,10 @@ impl Writer {
         if self.size < self.config.segment_bytes {
             return Ok(());
         }
+        self.start_segment()
+    }
+
+    fn start_segment(&mut self) -> std::io::Result<()> {
         let next = self.segment + 1;
         self.file = create_segment(&self.config.dir, next)?;
         self.segment = next;

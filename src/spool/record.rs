@@ -36,8 +36,9 @@ struct Meta {
     quarantine: Option<QuarantineReason>,
 }
 
-/// Encodes a message as one record, header included.
-pub fn encode(message: &Message) -> Vec<u8> {
+/// Encodes a message as one record, header included; `None` when it cannot be read back (metadata
+/// over 64 KiB, payload over [`MAX_PAYLOAD`]), so it is refused rather than stored unreadable.
+pub fn encode(message: &Message) -> Option<Vec<u8>> {
     let meta = Meta {
         id: message.id.clone(),
         event_type: message.event_type.clone(),
@@ -49,9 +50,12 @@ pub fn encode(message: &Message) -> Vec<u8> {
         traceparent: message.traceparent.clone(),
         quarantine: message.quarantine.clone(),
     };
-    let meta = serde_json::to_vec(&meta).expect("metadata serialises");
-    let meta_len = u16::try_from(meta.len()).unwrap_or(u16::MAX);
+    let meta = serde_json::to_vec(&meta).ok()?;
+    let meta_len = u16::try_from(meta.len()).ok()?;
     let payload_len = 2 + meta.len() + message.body.len();
+    if payload_len > MAX_PAYLOAD {
+        return None;
+    }
     let mut record = Vec::with_capacity(HEADER + payload_len);
     record.extend_from_slice(&(payload_len as u32).to_le_bytes());
     record.extend_from_slice(&[0; 4]);
@@ -60,7 +64,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
     record.extend_from_slice(&message.body);
     let crc = crc32fast::hash(&record[HEADER..]);
     record[4..8].copy_from_slice(&crc.to_le_bytes());
-    record
+    Some(record)
 }
 
 /// What a record header says.
@@ -128,7 +132,7 @@ mod tests {
     #[test]
     fn records_round_trip_byte_for_byte() {
         let original = message("d-1", b"{\"a\":\"\\u00e9\"}\n");
-        let record = encode(&original);
+        let record = encode(&original).unwrap();
         let head = header(record[..HEADER].try_into().unwrap()).unwrap();
         assert_eq!(head.len, record.len() - HEADER);
         assert!(checksum_ok(&record[HEADER..], head.crc));
@@ -139,7 +143,7 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_fails_the_checksum() {
-        let mut record = encode(&message("d-1", b"{}"));
+        let mut record = encode(&message("d-1", b"{}")).unwrap();
         let last = record.len() - 1;
         record[last] ^= 0x10;
         let head = header(record[..HEADER].try_into().unwrap()).unwrap();

@@ -1,7 +1,7 @@
 //! Opening a spool after a stop or a crash: find the delivered position, validate every record
 //! after it, and cut off a torn or corrupt tail — kept aside for inspection and reported.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -49,12 +49,14 @@ pub fn recover(dir: &Path) -> std::io::Result<Recovery> {
         }
     }
     let live: Vec<u64> = ids.into_iter().filter(|id| *id >= head.segment).collect();
-    if let Some(first) = live.first()
-        && *first > head.segment
-    {
-        head = Position { segment: *first, offset: 0 };
+    match live.first() {
+        // The head's segment is gone (delivered, or removed by hand): start at the next one.
+        Some(first) if *first > head.segment => head = Position { segment: *first, offset: 0 },
+        None => head.offset = 0,
+        _ => {}
     }
     for id in live {
+        // Records before the head were read, checked and delivered: only what follows matters.
         let start = if id == head.segment { head.offset } else { 0 };
         let scan = scan(dir, id, start)?;
         if id == head.segment && head.offset > scan.valid_end {
@@ -63,14 +65,14 @@ pub fn recover(dir: &Path) -> std::io::Result<Recovery> {
         recovery.events += scan.events;
         recovery.bytes += scan.bytes;
         recovery.segments.push((id, scan.valid_end));
-        if let Some(cut) = scan.cut {
-            tracing::warn!(
+        for cut in scan.cuts {
+            tracing::error!(
                 segment = id,
                 offset = cut.offset,
                 bytes = cut.bytes,
                 kept_as = %cut.kept_as.display(),
                 reason = cut.reason,
-                "Spool segment had a damaged tail: cut off and kept aside."
+                "Spool segment was damaged: the damaged bytes were cut out and kept aside."
             );
             crate::telemetry::metrics::spool_cut(cut.bytes);
             recovery.cuts.push(cut);
@@ -84,46 +86,68 @@ struct Scan {
     valid_end: u64,
     events: u64,
     bytes: u64,
-    cut: Option<Cut>,
+    cuts: Vec<Cut>,
 }
 
-/// Validates a segment record by record; counts those at or after `count_from`.
-fn scan(dir: &Path, id: u64, count_from: u64) -> std::io::Result<Scan> {
+/// Why the record at `offset` of `data` is unusable, if it is.
+fn damage(data: &[u8], offset: usize) -> Option<&'static str> {
+    let Some(head) = data.get(offset..offset + record::HEADER) else { return Some("truncated record") };
+    let Some(header) = record::header(head.try_into().expect("8 bytes")) else { return Some("bad record length") };
+    match data.get(offset + record::HEADER..offset + record::HEADER + header.len) {
+        None => Some("truncated record"),
+        Some(payload) if !record::checksum_ok(payload, header.crc) => Some("checksum mismatch"),
+        Some(_) => None,
+    }
+}
+
+fn record_size(data: &[u8], offset: usize) -> usize {
+    let head: [u8; record::HEADER] = data[offset..offset + record::HEADER].try_into().expect("checked by damage()");
+    record::HEADER + record::header(&head).expect("checked by damage()").len
+}
+
+/// Validates a segment from `start`, record by record. A damaged span is cut out: the scan
+/// resynchronises on the next offset where a whole, checksummed record starts, so good records
+/// after the damage are kept; the span itself is saved aside. A damaged end is simply cut off.
+fn scan(dir: &Path, id: u64, start: u64) -> std::io::Result<Scan> {
     let path = segment_path(dir, id);
     let mut data = Vec::new();
     File::open(&path)?.read_to_end(&mut data)?;
-    let (mut offset, mut events, mut bytes) = (0usize, 0u64, 0u64);
-    let reason = loop {
-        if offset == data.len() {
-            break None;
+    let mut kept = data[..(start as usize).min(data.len())].to_vec();
+    let (mut offset, mut events, mut bytes, mut cuts) = (kept.len(), 0u64, 0u64, Vec::new());
+    while offset < data.len() {
+        match damage(&data, offset) {
+            None => {
+                let size = record_size(&data, offset);
+                kept.extend_from_slice(&data[offset..offset + size]);
+                events += 1;
+                bytes += size as u64;
+                offset += size;
+            }
+            Some(reason) => {
+                let resume = (offset + 1..data.len()).find(|o| damage(&data, *o).is_none()).unwrap_or(data.len());
+                let kept_as = dir.join(format!("{id:016}.seg.corrupt-{offset}"));
+                std::fs::write(&kept_as, &data[offset..resume])?;
+                cuts.push(Cut {
+                    segment: id,
+                    offset: kept.len() as u64,
+                    bytes: (resume - offset) as u64,
+                    kept_as,
+                    reason,
+                });
+                offset = resume;
+            }
         }
-        let Some(head) = data.get(offset..offset + record::HEADER) else { break Some("truncated record") };
-        let Some(header) = record::header(head.try_into().expect("8 bytes")) else { break Some("bad record length") };
-        let Some(payload) = data.get(offset + record::HEADER..offset + record::HEADER + header.len) else {
-            break Some("truncated record");
-        };
-        if !record::checksum_ok(payload, header.crc) {
-            break Some("checksum mismatch");
-        }
-        let size = record::HEADER + header.len;
-        if offset as u64 >= count_from {
-            events += 1;
-            bytes += size as u64;
-        }
-        offset += size;
-    };
-    let cut = match reason {
-        None => None,
-        Some(reason) => {
-            let kept_as = dir.join(format!("{id:016}.seg.corrupt-{offset}"));
-            std::fs::write(&kept_as, &data[offset..])?;
-            let file = OpenOptions::new().write(true).open(&path)?;
-            file.set_len(offset as u64)?;
-            file.sync_all()?;
-            Some(Cut { segment: id, offset: offset as u64, bytes: (data.len() - offset) as u64, kept_as, reason })
-        }
-    };
-    Ok(Scan { valid_end: offset as u64, events, bytes, cut })
+    }
+    if !cuts.is_empty() {
+        // Rewrite the segment without the damaged spans, atomically.
+        let temporary = path.with_extension("seg.tmp");
+        let mut file = File::create(&temporary)?;
+        file.write_all(&kept)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &path)?;
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(Scan { valid_end: kept.len() as u64, events, bytes, cuts })
 }
 
 /// Segment ids in `dir`, ascending.
@@ -154,28 +178,34 @@ pub fn write_head(dir: &Path, head: Position, fsync: bool) -> std::io::Result<()
 }
 
 /// Reads undelivered records without changing anything (for `hookgate spool stats|tail`, which
-/// may run beside a live gateway): from `from`, or the delivered position, up to the first
-/// incomplete or damaged record.
-pub fn read_from(dir: &Path, from: Option<Position>) -> std::io::Result<Vec<(Position, crate::sink::Message)>> {
+/// may run beside a live gateway): from `from`, or the delivered position. Stops at the first
+/// incomplete or damaged record and says where, rather than skipping it.
+pub fn read_from(dir: &Path, from: Option<Position>) -> std::io::Result<(Vec<super::Spooled>, Option<String>)> {
     let head = from.or_else(|| read_head(dir)).unwrap_or_default();
     let mut out = Vec::new();
     for id in segment_ids(dir)?.into_iter().filter(|id| *id >= head.segment) {
         let mut data = Vec::new();
         File::open(segment_path(dir, id))?.read_to_end(&mut data)?;
         let mut offset = if id == head.segment { head.offset as usize } else { 0 };
-        while let Some(head_bytes) = data.get(offset..offset + record::HEADER) {
-            let Some(header) = record::header(head_bytes.try_into().expect("8 bytes")) else { return Ok(out) };
-            let Some(payload) = data.get(offset + record::HEADER..offset + record::HEADER + header.len) else {
-                return Ok(out);
+        while offset < data.len() {
+            let decoded = match damage(&data, offset) {
+                None => {
+                    let size = record_size(&data, offset);
+                    record::decode(&data[offset + record::HEADER..offset + size]).map(|m| (size, m))
+                }
+                Some(_) => None,
             };
-            if !record::checksum_ok(payload, header.crc) {
-                return Ok(out);
-            }
-            offset += record::HEADER + header.len;
-            if let Some(message) = record::decode(payload) {
-                out.push((Position { segment: id, offset: offset as u64 }, message));
-            }
+            let Some((size, message)) = decoded else {
+                // The writer may be mid-batch at the end of the last segment; elsewhere it is damage.
+                return Ok((out, Some(format!("unreadable record in segment {id} at offset {offset}"))));
+            };
+            offset += size;
+            out.push(super::Spooled {
+                end: Position { segment: id, offset: offset as u64 },
+                size: size as u64,
+                message,
+            });
         }
     }
-    Ok(out)
+    Ok((out, None))
 }

@@ -136,7 +136,7 @@ async fn a_torn_tail_is_cut_off_kept_aside_and_reported() {
 }
 
 #[tokio::test]
-async fn a_flipped_byte_stops_recovery_at_that_record_and_keeps_the_rest_aside() {
+async fn a_flipped_byte_cuts_out_only_the_damaged_record() {
     let dir = dir();
     let segment = spool_with(&dir, 3).await;
     let mut data = std::fs::read(&segment).unwrap();
@@ -144,14 +144,43 @@ async fn a_flipped_byte_stops_recovery_at_that_record_and_keeps_the_rest_aside()
     data[record_len + record::HEADER + 3] ^= 0x01; // inside the second record's payload
     std::fs::write(&segment, &data).unwrap();
     let (spool, recovery) = Spool::open(config(&dir)).unwrap();
-    assert_eq!(recovery.events, 1);
+    // The good record after the damage is kept; the damaged one is set aside and reported.
+    assert_eq!(recovery.events, 2);
     let cut = &recovery.cuts[0];
     assert_eq!(cut.reason, "checksum mismatch");
     assert_eq!(cut.offset as usize, record_len);
-    // Nothing is skipped silently: the damaged record and the good one after it are kept aside.
-    assert_eq!(cut.bytes as usize, 2 * record_len);
-    assert_eq!(std::fs::read(&cut.kept_as).unwrap(), data[record_len..]);
-    assert_eq!(ids(&spool.read_batch(10).unwrap()), ["id-0"]);
+    assert_eq!(cut.bytes as usize, record_len);
+    assert_eq!(std::fs::read(&cut.kept_as).unwrap(), data[record_len..2 * record_len]);
+    assert_eq!(ids(&spool.read_batch(10).unwrap()), ["id-0", "id-2"]);
+}
+
+#[tokio::test]
+async fn damage_behind_the_head_does_not_touch_undelivered_events() {
+    let dir = dir();
+    {
+        let (spool, _) = Spool::open(config(&dir)).unwrap();
+        append_all(&spool, 0..4).await;
+        let batch = spool.read_batch(1).unwrap();
+        spool.ack(batch[0].end, 1, batch[0].size).unwrap();
+    }
+    let segment = segment_path(&dir, recover::segment_ids(&dir).unwrap()[0]);
+    let mut data = std::fs::read(&segment).unwrap();
+    data[record::HEADER + 2] ^= 0x01; // inside the delivered first record
+    std::fs::write(&segment, &data).unwrap();
+    let (spool, recovery) = Spool::open(config(&dir)).unwrap();
+    assert!(recovery.cuts.is_empty());
+    assert_eq!(ids(&spool.read_batch(10).unwrap()), ["id-1", "id-2", "id-3"]);
+}
+
+#[tokio::test]
+async fn a_head_pointing_at_a_vanished_segment_starts_over_cleanly() {
+    let dir = dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("head"), "3 500\n").unwrap();
+    let (spool, recovery) = Spool::open(config(&dir)).unwrap();
+    assert_eq!(recovery.head.offset, 0);
+    append_all(&spool, 0..2).await;
+    assert_eq!(ids(&spool.read_batch(10).unwrap()), ["id-0", "id-1"]);
 }
 
 #[tokio::test]
@@ -163,4 +192,25 @@ async fn a_full_spool_refuses_and_one_process_owns_a_directory() {
     spool.append(&message(0)).await.unwrap();
     assert!(matches!(spool.append(&message(1)).await, Err(SpoolError::Full)));
     assert!(matches!(Spool::open(tiny), Err(SpoolError::Locked(_))));
+}
+
+#[tokio::test]
+async fn a_record_the_broker_keeps_refusing_is_dead_lettered_and_the_rest_flow() {
+    use crate::layers::test_support::FakePublisher;
+    use crate::sink::PublishError;
+    let dir = dir();
+    let (spool, _) = Spool::open(config(&dir)).unwrap();
+    append_all(&spool, 0..2).await;
+    let publisher = FakePublisher::default();
+    *publisher.failure.lock().unwrap() = Some(|| PublishError::Nacked);
+    for _ in 1..5 {
+        assert_eq!(drain::drain_once(&spool, &publisher).await.unwrap(), 0);
+    }
+    assert_eq!(drain::drain_once(&spool, &publisher).await.unwrap(), 1, "dead-lettered on the fifth refusal");
+    let dead: Vec<_> = std::fs::read_dir(dir.join("dead")).unwrap().collect();
+    assert_eq!(dead.len(), 1);
+    *publisher.failure.lock().unwrap() = None;
+    assert_eq!(drain::drain_once(&spool, &publisher).await.unwrap(), 1);
+    assert_eq!(publisher.sent.lock().unwrap()[0].id, "id-1");
+    assert_eq!(spool.stats().events, 0);
 }

@@ -32,6 +32,8 @@ pub const SPOOLED_TOTAL: &str = "hookgate_spooled_events_total";
 pub const DRAINED_TOTAL: &str = "hookgate_spool_drained_events_total";
 /// Bytes of damaged spool tails cut off at start-up.
 pub const SPOOL_CUT_BYTES: &str = "hookgate_spool_cut_bytes_total";
+/// Spooled events the broker kept refusing, set aside in `dead/`.
+pub const SPOOL_DEAD_LETTERS: &str = "hookgate_spool_dead_letters_total";
 /// Handshakes answered, by source and handshake name.
 pub const HANDSHAKES_TOTAL: &str = "hookgate_handshakes_total";
 
@@ -71,6 +73,7 @@ fn describe() {
     describe_counter!(SPOOLED_TOTAL, "Events written to the spool.");
     describe_counter!(DRAINED_TOTAL, "Spooled events delivered to the broker.");
     describe_counter!(SPOOL_CUT_BYTES, "Bytes of damaged spool tails cut off at start-up.");
+    describe_counter!(SPOOL_DEAD_LETTERS, "Spooled events the broker kept refusing, set aside in dead/.");
 }
 
 /// Counts a finished request.
@@ -128,4 +131,9 @@ pub fn drained(events: u64) {
 /// Counts bytes cut off damaged spool tails.
 pub fn spool_cut(bytes: u64) {
     counter!(SPOOL_CUT_BYTES).increment(bytes);
+}
+
+/// Counts a dead-lettered spool record.
+pub fn spool_dead_letter() {
+    counter!(SPOOL_DEAD_LETTERS).increment(1);
 }

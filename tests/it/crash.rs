@@ -492,7 +492,7 @@ async fn ready(channel: &Channel, queue: &str) -> u32 {
 /// Ids still undelivered in the spool directory (read only).
 fn spooled_ids(dir: &Path) -> HashSet<String> {
     match hookgate::spool::recover::read_from(dir, None) {
-        Ok(records) => records.into_iter().map(|(_, message)| message.id).collect(),
+        Ok((records, _)) => records.into_iter().map(|s| s.message.id).collect(),
         Err(e) => {
             eprintln!("crash: cannot read the spool {}: {e}", dir.display());
             HashSet::new()

@@ -621,10 +621,18 @@ async fn aws_sns_notifications_are_published_and_subscription_confirmations_answ
     let (derived, confirmation_headers, confirmation) =
         sns_vector("SubscriptionConfirmation, SignatureVersion 2 (derived key)");
     let secrets = serde_json::to_string(&[&official[0], &derived[0]]).unwrap();
-    let (gw, mut queue) = start(&format!("  - {{ name: sns, provider: aws-sns, secrets: {secrets} }}\n")).await;
+    let topics = r#"require: { "json:/TopicArn": ["arn:aws:sns:us-east-2:295079676684:publish-and-verify-62674b1d-4295-426b-88e7-5fb75652a04e", "arn:aws:sns:us-west-2:123456789012:MyTopic"] }"#;
+    let other = r#"require: { "json:/TopicArn": ["arn:aws:sns:eu-west-1:000000000000:mine"] }"#;
+    let (gw, mut queue) = start(&format!(
+        "  - {{ name: sns, provider: aws-sns, secrets: {secrets}, {topics} }}\n  - {{ name: sns-other, provider: aws-sns, secrets: {secrets}, {other} }}\n"
+    ))
+    .await;
 
     let reply = post(&gw.hook("sns"), &as_pairs(&notification_headers), notification.clone()).await;
     assert_accepted(&reply, "17dea24b-55c2-540b-8362-f916557af765");
+    // Authentic, but from a topic this source does not subscribe to: refused.
+    let reply = post(&gw.hook("sns-other"), &as_pairs(&notification_headers), notification.clone()).await;
+    assert_rejected(&reply, 403, "not_allowed");
     assert_next_is(&mut queue, "17dea24b-55c2-540b-8362-f916557af765", notification.as_bytes()).await;
 
     // Without auto_confirm the SubscribeURL is only logged; the answer is 200 and nothing is published.

@@ -263,11 +263,13 @@ impl Spool {
             state.head = end;
             state.events = state.events.saturating_sub(events);
             state.bytes = state.bytes.saturating_sub(bytes);
-            publish_gauges(&state);
             let current = state.tail.segment;
             state.segments.range(..end.segment).map(|(id, _)| *id).filter(|id| *id != current).collect()
         };
         recover::write_head(&self.config.dir, end, self.config.fsync)?;
+        // Only now is the delivery on disk: the gauges never show an empty spool that a crash
+        // would refill.
+        publish_gauges(&self.lock());
         for id in removable {
             std::fs::remove_file(segment_path(&self.config.dir, id))?;
             self.lock().segments.remove(&id);

@@ -62,6 +62,11 @@ impl Source {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Whether identifying and admitting a verified request reads the JSON body.
+    pub fn identity_reads_json(&self) -> bool {
+        self.provider.identity_reads_json() || self.require.iter().any(|(value, _)| value.reads_json())
+    }
+
     /// Whether a verified request carries every required value.
     pub fn allows(&self, req: &crate::providers::request::RequestView<'_>) -> bool {
         self.require

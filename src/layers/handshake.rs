@@ -51,6 +51,9 @@ pub async fn after_verify(State(fetcher): State<Arc<Fetcher>>, request: Request,
         Ok(parts) => parts,
         Err(rejection) => return rejection.into_response(),
     };
+    if inbound.source.provider.handshakes().iter().all(|h| h.before_verify) {
+        return next.run(request).await;
+    }
     let view = inbound.view(&request, true);
     match inbound.source.provider.handshake(&view, false) {
         Some(handshake) => {

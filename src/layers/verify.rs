@@ -72,7 +72,8 @@ pub async fn verify(State(fetcher): State<Arc<Fetcher>>, mut request: Request, n
         tracing::info!(source = %source.name, reason = %e, "Rejected an unverified request.");
         return Rejection::from(e).into_response();
     }
-    let view = inbound.view(&request, true);
+    // Parsed (once, and kept for the layers below) only if the identity or `require` reads it.
+    let view = inbound.view(&request, source.identity_reads_json());
     if !source.allows(&view) {
         tracing::warn!(source = %source.name, "Verified request without the source's required values; refused.");
         return Rejection::NotAllowed.into_response();

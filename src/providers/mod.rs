@@ -374,6 +374,12 @@ impl Provider {
         first_value(&self.event_type, req).unwrap_or_else(|| "unknown".to_owned())
     }
 
+    /// Whether the event id or type is read from the JSON body (else the body need not be parsed
+    /// to identify the event: GitHub, Shopify, ...).
+    pub fn identity_reads_json(&self) -> bool {
+        self.id.iter().chain(&self.event_type).any(Value::reads_json)
+    }
+
     /// The handshakes, in file order.
     pub fn handshakes(&self) -> &[Handshake] {
         &self.handshakes

@@ -66,6 +66,16 @@ impl Value {
         }
     }
 
+    /// Whether reading the value needs the parsed JSON body.
+    pub fn reads_json(&self) -> bool {
+        match self {
+            Value::Json(_) => true,
+            Value::Template(pieces) => pieces.iter().any(|p| matches!(p, Piece::Value(v) if v.reads_json())),
+            Value::HmacSha256Hex(inner) => inner.reads_json(),
+            Value::Header(_) | Value::Query(_) | Value::Form(_) | Value::Literal(_) => false,
+        }
+    }
+
     /// The value in `req`; `key` is the source's first secret (for `hmac_sha256_hex`).
     pub fn get<'a>(&self, req: &RequestView<'a>, key: Option<&[u8]>) -> Option<Cow<'a, str>> {
         match self {

@@ -2,6 +2,7 @@
 //! and verify a captured request step by step. Output goes to the terminal only — never into an
 //! HTTP response.
 
+pub mod commands;
 pub mod providers;
 pub mod quarantine;
 pub mod request;

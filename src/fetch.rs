@@ -38,10 +38,18 @@ pub enum FetchError {
     NotACertificate,
 }
 
+/// A failed certificate download is not retried for this long: the URL comes from unverified
+/// requests, so each one must not cost an outbound connection.
+const FAILURE_TTL: Duration = Duration::from_secs(60);
+/// Certificates (and failures) remembered at most.
+const CACHE_ENTRIES: usize = 64;
+
 /// An HTTPS client with a certificate cache.
 pub struct Fetcher {
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
-    certificates: Mutex<HashMap<String, (Instant, Key)>>,
+    certificates: Mutex<HashMap<String, (Instant, Result<Key, String>)>>,
+    /// One download at a time: concurrent requests naming the same new URL wait for the first.
+    downloading: tokio::sync::Mutex<()>,
 }
 
 impl Fetcher {
@@ -50,7 +58,7 @@ impl Fetcher {
         let connector =
             hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_only().enable_http1().build();
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Arc::new(Self { client, certificates: Mutex::new(HashMap::new()) })
+        Arc::new(Self { client, certificates: Mutex::new(HashMap::new()), downloading: tokio::sync::Mutex::new(()) })
     }
 
     /// GETs `url` (https only) and returns its body, bounded in time and size.
@@ -73,20 +81,42 @@ impl Fetcher {
         tokio::time::timeout(TIMEOUT, request).await.map_err(|_| FetchError::Request("timed out".into()))?
     }
 
-    /// The RSA key of the certificate at `url`, from the cache when fresher than `ttl`.
+    /// The RSA key of the certificate at `url`, from the cache when fresher than `ttl`; a recent
+    /// failure is answered from the cache too.
     pub async fn certificate(&self, url: &str, ttl: Duration) -> Result<Key, FetchError> {
-        if let Some((fetched, key)) = self.lock().get(url)
-            && fetched.elapsed() < ttl
-        {
-            return Ok(key.clone());
+        if let Some(cached) = self.cached(url, ttl) {
+            return cached;
         }
-        let pem = self.get(url).await?;
-        let key = rsa_from_certificate(&pem).ok_or(FetchError::NotACertificate)?;
-        self.lock().insert(url.to_owned(), (Instant::now(), key.clone()));
-        Ok(key)
+        let _one_at_a_time = self.downloading.lock().await;
+        if let Some(cached) = self.cached(url, ttl) {
+            return cached;
+        }
+        let result = match self.get(url).await {
+            Ok(pem) => rsa_from_certificate(&pem).ok_or(FetchError::NotACertificate),
+            Err(e) => Err(e),
+        };
+        let mut cache = self.lock();
+        if cache.len() >= CACHE_ENTRIES
+            && let Some(oldest) = cache.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone())
+        {
+            cache.remove(&oldest);
+        }
+        let stored = result.as_ref().map(Key::clone).map_err(ToString::to_string);
+        cache.insert(url.to_owned(), (Instant::now(), stored));
+        result
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Key)>> {
+    fn cached(&self, url: &str, ttl: Duration) -> Option<Result<Key, FetchError>> {
+        let cache = self.lock();
+        let (at, entry) = cache.get(url)?;
+        match entry {
+            Ok(key) if at.elapsed() < ttl => Some(Ok(key.clone())),
+            Err(e) if at.elapsed() < FAILURE_TTL => Some(Err(FetchError::Request(format!("{e} (cached)")))),
+            _ => None,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Result<Key, String>)>> {
         self.certificates.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -103,11 +133,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unreachable_hosts_fail_within_the_timeout() {
+    async fn unreachable_hosts_fail_within_the_timeout_and_the_failure_is_remembered() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = closed.local_addr().unwrap().port();
         drop(closed);
-        let result = Fetcher::new().get(&format!("https://127.0.0.1:{port}/cert.pem")).await;
+        let fetcher = Fetcher::new();
+        let url = format!("https://127.0.0.1:{port}/cert.pem");
+        let result = fetcher.get(&url).await;
         assert!(matches!(result, Err(FetchError::Request(_))), "{result:?}");
+        let first = fetcher.certificate(&url, TIMEOUT).await;
+        assert!(matches!(&first, Err(FetchError::Request(m)) if !m.contains("cached")), "{first:?}");
+        let second = fetcher.certificate(&url, TIMEOUT).await;
+        assert!(matches!(&second, Err(FetchError::Request(m)) if m.ends_with("(cached)")), "{second:?}");
     }
 }

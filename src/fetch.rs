@@ -44,10 +44,13 @@ const FAILURE_TTL: Duration = Duration::from_secs(60);
 /// Certificates (and failures) remembered at most.
 const CACHE_ENTRIES: usize = 64;
 
+/// URL → when it was fetched, and the key or the failure.
+type CertificateCache = HashMap<String, (Instant, Result<Key, String>)>;
+
 /// An HTTPS client with a certificate cache.
 pub struct Fetcher {
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
-    certificates: Mutex<HashMap<String, (Instant, Result<Key, String>)>>,
+    certificates: Mutex<CertificateCache>,
     /// One download at a time: concurrent requests naming the same new URL wait for the first.
     downloading: tokio::sync::Mutex<()>,
 }
@@ -116,7 +119,7 @@ impl Fetcher {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Result<Key, String>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CertificateCache> {
         self.certificates.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -87,6 +87,7 @@ enum Syntax {
     Plain { prefix: String, optional: bool },
     Kv { pair_sep: String, kv_sep: String, sig_keys: Vec<String> },
     List { sep: String, version_sep: String, versions: Vec<String> },
+    Positional { sep: String, params: Vec<String> },
 }
 
 impl SignatureFormat {
@@ -111,13 +112,18 @@ impl SignatureFormat {
                     versions: spec.versions.clone(),
                 }
             }
+            SignatureFormatKind::Positional => {
+                // `sep` defaults to a space for lists; positional headers are comma-separated.
+                let sep = if spec.sep == " " { ",".to_owned() } else { spec.sep.clone() };
+                Syntax::Positional { sep, params: spec.params.clone() }
+            }
         };
         Ok(Self { location, syntax, encoding: spec.encoding })
     }
 
     /// Whether `{sig.NAME}` parameters exist in this format.
     pub fn has_params(&self) -> bool {
-        matches!(self.syntax, Syntax::Kv { .. })
+        matches!(self.syntax, Syntax::Kv { .. } | Syntax::Positional { .. })
     }
 
     /// Where the signature is.
@@ -155,6 +161,12 @@ impl SignatureFormat {
                 .collect::<Vec<_>>()
                 .join(pair_sep),
             Syntax::List { version_sep, versions, .. } => format!("{}{version_sep}{encoded}", versions[0]),
+            Syntax::Positional { sep, params: names } => names
+                .iter()
+                .map(|n| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap_or_default())
+                .chain([encoded])
+                .collect::<Vec<_>>()
+                .join(sep),
         }
     }
 
@@ -179,6 +191,17 @@ impl SignatureFormat {
                     } else {
                         found.params.push((key.to_owned(), value.to_owned()));
                     }
+                }
+            }
+            Syntax::Positional { sep, params } => {
+                let mut values = text.split(sep.as_str()).map(str::trim);
+                for name in params {
+                    if let Some(value) = values.next() {
+                        found.params.push((name.clone(), value.to_owned()));
+                    }
+                }
+                for sig in values {
+                    self.push_decoded(sig, found);
                 }
             }
             Syntax::List { sep, version_sep, versions } => {

@@ -277,6 +277,9 @@ pub struct SignatureSpec {
     /// `list`: versions this scheme verifies.
     #[serde(default)]
     pub versions: Vec<String>,
+    /// `positional`: names of the leading values (`[t]` for `t,sig,sig`); the rest are signatures.
+    #[serde(default)]
+    pub params: Vec<String>,
     /// `ecdsa`: the signature is ASN.1 DER (else raw `r‖s`).
     #[serde(default)]
     pub der: bool,
@@ -292,6 +295,8 @@ pub enum SignatureFormatKind {
     Kv,
     /// `version,signature` entries.
     List,
+    /// Leading named values, then signatures, all separated by `sep`: `1663103925004,abc,def`.
+    Positional,
 }
 
 /// A signed timestamp and the window it must fall in.

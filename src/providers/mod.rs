@@ -48,7 +48,7 @@ pub enum VerifyError {
 impl VerifyError {
     /// When several schemes fail, the most telling error wins: a valid but stale signature says
     /// more than a wrong one, and a wrong one more than an absent one.
-    fn rank(self) -> u8 {
+    pub(crate) fn rank(self) -> u8 {
         match self {
             VerifyError::SignatureMissing => 0,
             VerifyError::SignatureInvalid => 1,

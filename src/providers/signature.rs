@@ -85,7 +85,7 @@ pub struct SignatureFormat {
 #[derive(Debug, Clone)]
 enum Syntax {
     Plain { prefix: String, optional: bool },
-    Kv { pair_sep: String, kv_sep: String, sig_keys: Vec<String> },
+    Kv { pair_sep: String, kv_sep: String, sig_keys: Vec<String>, group_sep: Option<String> },
     List { sep: String, version_sep: String, versions: Vec<String> },
     Positional { sep: String, params: Vec<String> },
 }
@@ -102,6 +102,7 @@ impl SignatureFormat {
                     pair_sep: spec.pair_sep.clone(),
                     kv_sep: spec.kv_sep.clone(),
                     sig_keys: spec.sig_keys.clone(),
+                    group_sep: spec.group_sep.clone().filter(|s| !s.is_empty()),
                 }
             }
             SignatureFormatKind::List => {
@@ -134,18 +135,38 @@ impl SignatureFormat {
     /// Extracts the signatures. Absent is `SignatureMissing`; present with no well-formed
     /// signature of an accepted version is `SignatureInvalid`.
     pub fn parse(&self, req: &RequestView<'_>) -> Result<Signatures, VerifyError> {
+        self.parse_groups(req).map(|mut groups| groups.swap_remove(0))
+    }
+
+    /// As [`SignatureFormat::parse`], one entry per group for a `kv` format with `group_sep`
+    /// (each group has its own parameters); a single group otherwise.
+    pub fn parse_groups(&self, req: &RequestView<'_>) -> Result<Vec<Signatures>, VerifyError> {
         let values = self.location.values(req);
         if values.is_empty() {
             return Err(VerifyError::SignatureMissing);
         }
-        let mut found = Signatures::default();
-        for text in &values {
-            self.parse_value(text, &mut found);
+        let mut groups = Vec::new();
+        match &self.syntax {
+            Syntax::Kv { group_sep: Some(sep), .. } => {
+                for group in values.iter().flat_map(|v| v.split(sep.as_str())).filter(|g| !g.trim().is_empty()) {
+                    let mut found = Signatures::default();
+                    self.parse_value(group, &mut found);
+                    groups.push(found);
+                }
+            }
+            _ => {
+                let mut found = Signatures::default();
+                for text in &values {
+                    self.parse_value(text, &mut found);
+                }
+                groups.push(found);
+            }
         }
-        if found.candidates.is_empty() {
+        groups.retain(|g| !g.candidates.is_empty());
+        if groups.is_empty() {
             return Err(VerifyError::SignatureInvalid);
         }
-        Ok(found)
+        Ok(groups)
     }
 
     /// The text a sender puts at the signature location for signature `bytes` and the other
@@ -154,7 +175,7 @@ impl SignatureFormat {
         let encoded = encode(self.encoding, bytes);
         match &self.syntax {
             Syntax::Plain { prefix, .. } => format!("{prefix}{encoded}"),
-            Syntax::Kv { pair_sep, kv_sep, sig_keys } => params
+            Syntax::Kv { pair_sep, kv_sep, sig_keys, .. } => params
                 .iter()
                 .map(|(k, v)| format!("{k}{kv_sep}{v}"))
                 .chain([format!("{}{kv_sep}{encoded}", sig_keys[0])])
@@ -180,7 +201,7 @@ impl SignatureFormat {
                     None => {}
                 }
             }
-            Syntax::Kv { pair_sep, kv_sep, sig_keys } => {
+            Syntax::Kv { pair_sep, kv_sep, sig_keys, .. } => {
                 for pair in text.split(pair_sep.as_str()) {
                     let Some((key, value)) = pair.split_once(kv_sep.as_str()) else {
                         continue;

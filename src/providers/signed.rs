@@ -221,9 +221,30 @@ impl SignedScheme {
         tolerance: Option<Duration>,
         now: SystemTime,
     ) -> Result<(), VerifyError> {
-        let sigs = self.signature.parse(req)?;
+        let groups = self.signature.parse_groups(req)?;
         self.key_url(req)?;
         let algorithm = self.algorithm_for(req)?;
+        // Each group (usually one) is checked with its own parameters; any verifying is enough.
+        let mut worst: Option<VerifyError> = None;
+        for sigs in &groups {
+            match self.verify_group(req, keys, sigs, algorithm, tolerance, now) {
+                Ok(()) => return Ok(()),
+                Err(e) if worst.is_none_or(|w| e.rank() > w.rank()) => worst = Some(e),
+                Err(_) => {}
+            }
+        }
+        Err(worst.unwrap_or(VerifyError::SignatureInvalid))
+    }
+
+    fn verify_group(
+        &self,
+        req: &RequestView<'_>,
+        keys: &[Key],
+        sigs: &super::signature::Signatures,
+        algorithm: Algorithm,
+        tolerance: Option<Duration>,
+        now: SystemTime,
+    ) -> Result<(), VerifyError> {
         let matched = match &self.content {
             Content::Template(template) => keys.iter().any(|key| {
                 let secret = key.bytes();

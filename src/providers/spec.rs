@@ -268,6 +268,10 @@ pub struct SignatureSpec {
     /// `kv`: keys whose values are signatures.
     #[serde(default)]
     pub sig_keys: Vec<String>,
+    /// `kv`: separator between whole `t=…,v1=…` groups, each verified with its own parameters
+    /// (Persona sends two groups while a secret rotates).
+    #[serde(default)]
+    pub group_sep: Option<String>,
     /// `list`: separator between entries.
     #[serde(default = "space")]
     pub sep: String,

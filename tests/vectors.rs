@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use hookgate::cli::request::OwnedRequest;
 use hookgate::config::secret::Secret;
-use hookgate::providers::request::{RequestView, parse_json};
+use hookgate::providers::request::parse_json;
 use hookgate::providers::{Provider, ProviderKeys, VerifyContext, VerifyError};
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
 
@@ -96,67 +96,44 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A request built from a vector.
-struct Request {
-    method: Method,
-    headers: HeaderMap,
-    public_url: Option<String>,
-    query: Option<String>,
-    body: Vec<u8>,
+/// The request a vector describes (the CLI's request type: one way to build a request from
+/// captured parts).
+fn request_from(v: &Vector) -> Result<OwnedRequest, String> {
+    let mut lines = Vec::new();
+    for (name, values) in &v.headers {
+        let values = match values {
+            OneOrMany::One(v) => std::slice::from_ref(v),
+            OneOrMany::Many(v) => v.as_slice(),
+        };
+        lines.extend(values.iter().map(|value| format!("{name}: {value}")));
+    }
+    let body = match (&v.body, &v.body_base64) {
+        (Some(b), None) => b.as_bytes().to_vec(),
+        (None, Some(b)) => STANDARD.decode(b).map_err(|e| format!("body_base64: {e}"))?,
+        (None, None) => Vec::new(),
+        _ => return Err("give body or body_base64, not both".into()),
+    };
+    OwnedRequest::new(v.method.as_deref().unwrap_or("POST"), v.url.as_deref(), &lines, body)
 }
 
-impl Request {
-    fn from_vector(v: &Vector) -> Result<Self, String> {
-        let method = Method::from_bytes(v.method.as_deref().unwrap_or("POST").as_bytes()).map_err(|e| e.to_string())?;
-        let mut headers = HeaderMap::new();
-        for (name, values) in &v.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("{name}: {e}"))?;
-            let values = match values {
-                OneOrMany::One(v) => vec![v.clone()],
-                OneOrMany::Many(v) => v.clone(),
-            };
-            for value in values {
-                headers.append(name.clone(), HeaderValue::from_str(&value).map_err(|e| format!("{name}: {e}"))?);
-            }
-        }
-        let body = match (&v.body, &v.body_base64) {
-            (Some(b), None) => b.as_bytes().to_vec(),
-            (None, Some(b)) => STANDARD.decode(b).map_err(|e| format!("body_base64: {e}"))?,
-            (None, None) => Vec::new(),
-            _ => return Err("give body or body_base64, not both".into()),
-        };
-        let (public_url, query) = match v.url.as_deref().map(|u| u.split_once('?').unwrap_or((u, ""))) {
-            Some((base, q)) => (Some(base.to_owned()), (!q.is_empty()).then(|| q.to_owned())),
-            None => (None, None),
-        };
-        Ok(Self { method, headers, public_url, query, body })
-    }
+fn verify(
+    request: &OwnedRequest,
+    provider: &Provider,
+    keys: &ProviderKeys,
+    now: SystemTime,
+) -> Result<(), VerifyError> {
+    verifying_scheme(request, provider, keys, now).map(|_| ())
+}
 
-    fn verify(&self, provider: &Provider, keys: &ProviderKeys, now: SystemTime) -> Result<(), VerifyError> {
-        self.verifying_scheme(provider, keys, now).map(|_| ())
-    }
-
-    fn verifying_scheme(
-        &self,
-        provider: &Provider,
-        keys: &ProviderKeys,
-        now: SystemTime,
-    ) -> Result<usize, VerifyError> {
-        let json = parse_json(&self.body);
-        let view = self.view(json.as_ref().filter(|_| provider.needs_json_to_verify()));
-        provider.verifying_scheme(&view, keys, VerifyContext::default(), now)
-    }
-
-    fn view<'a>(&'a self, json: Option<&'a serde_json::Value>) -> RequestView<'a> {
-        RequestView {
-            method: &self.method,
-            headers: &self.headers,
-            query: self.query.as_deref(),
-            public_url: self.public_url.as_deref(),
-            body: &self.body,
-            json,
-        }
-    }
+/// Verifies as the gateway does: the parsed body is shown only to providers that sign inside it.
+fn verifying_scheme(
+    request: &OwnedRequest,
+    provider: &Provider,
+    keys: &ProviderKeys,
+    now: SystemTime,
+) -> Result<usize, VerifyError> {
+    let view = request.view(provider.needs_json_to_verify());
+    provider.verifying_scheme(&view, keys, VerifyContext::default(), now)
 }
 
 fn keys(provider: &Provider, secrets: &[&str]) -> Result<ProviderKeys, String> {
@@ -165,19 +142,18 @@ fn keys(provider: &Provider, secrets: &[&str]) -> Result<ProviderKeys, String> {
 }
 
 fn check_vector(provider: &Provider, v: &Vector, file_wrong_secret: Option<&str>) -> Result<(), String> {
-    let request = Request::from_vector(v)?;
+    let request = request_from(v)?;
     let now = UNIX_EPOCH + v.now_ms.map_or(Duration::from_secs(v.now), Duration::from_millis);
     let secrets: Vec<&str> = v.secrets.iter().map(String::as_str).collect();
     let right = keys(provider, &secrets)?;
-    let got = request.verify(provider, &right, now);
+    let got = verify(&request, provider, &right, now);
     if got != v.expect.result() {
         return Err(format!("expected {:?}, got {got:?}", v.expect));
     }
     if v.expect != Expect::Ok {
         return Ok(());
     }
-    let json = parse_json(&request.body);
-    let view = request.view(json.as_ref());
+    let view = request.view(true);
     if let Some(id) = &v.id {
         let got = provider.event_id(&view);
         if &got != id {
@@ -197,7 +173,7 @@ fn check_vector(provider: &Provider, v: &Vector, file_wrong_secret: Option<&str>
 fn negatives(
     provider: &Provider,
     v: &Vector,
-    request: &Request,
+    request: &OwnedRequest,
     secrets: &[&str],
     now: SystemTime,
     file_wrong_secret: Option<&str>,
@@ -205,9 +181,10 @@ fn negatives(
     let right = keys(provider, secrets)?;
     let signs_body = provider.signs_body();
     if signs_body && !request.body.is_empty() {
-        let mut tampered = Request { body: request.body.clone(), ..clone_request(request) };
+        let mut tampered = request.clone();
         tampered.body[0] ^= 1;
-        if tampered.verify(provider, &right, now).is_ok() {
+        tampered.json = parse_json(&tampered.body);
+        if verify(&tampered, provider, &right, now).is_ok() {
             return Err("a body with its first byte changed still verifies".into());
         }
     }
@@ -221,12 +198,12 @@ fn negatives(
             .find(|w| keys(provider, &[w]).is_ok_and(|k| !k.is_empty()))
             .ok_or("no default wrong secret decodes for this provider: add `wrong_secret` to the vector")?;
         let wrong_keys = keys(provider, &[wrong])?;
-        if request.verify(provider, &wrong_keys, now).is_ok() {
+        if verify(request, provider, &wrong_keys, now).is_ok() {
             return Err(format!("verifies with the wrong secret {wrong:?}"));
         }
         let mut rotated = vec![wrong];
         rotated.extend_from_slice(secrets);
-        if let Err(e) = request.verify(provider, &keys(provider, &rotated)?, now) {
+        if let Err(e) = verify(request, provider, &keys(provider, &rotated)?, now) {
             return Err(format!("the right secret after a wrong one fails: {e:?}"));
         }
     }
@@ -235,9 +212,9 @@ fn negatives(
         if !request.headers.contains_key(&required) {
             continue;
         }
-        let mut without = clone_request(request);
+        let mut without = request.clone();
         without.headers.remove(&required);
-        match without.verify(provider, &right, now) {
+        match verify(&without, provider, &right, now) {
             Err(VerifyError::SignatureMissing) => {}
             Err(_) if !single_scheme => {}
             other => {
@@ -246,7 +223,7 @@ fn negatives(
         }
     }
     // The window of the scheme that verified this vector (a provider may mix timed and untimed).
-    let scheme = request.verifying_scheme(provider, &right, now).map_err(|e| format!("{e:?}"))?;
+    let scheme = verifying_scheme(request, provider, &right, now).map_err(|e| format!("{e:?}"))?;
     if let Some(tolerance) = provider.scheme_tolerance(scheme) {
         let second = Duration::from_secs(1);
         for (at, expect) in [
@@ -255,7 +232,7 @@ fn negatives(
             (now + tolerance + second, Err(VerifyError::TimestampOutOfTolerance)),
             (now - tolerance - second, Err(VerifyError::TimestampOutOfTolerance)),
         ] {
-            let got = request.verify(provider, &right, at);
+            let got = verify(request, provider, &right, at);
             if got != expect {
                 let offset = at.duration_since(now).map_or_else(|e| -(e.duration().as_secs_f64()), |d| d.as_secs_f64());
                 return Err(format!("at now{offset:+}s: expected {expect:?}, got {got:?}"));
@@ -263,16 +240,6 @@ fn negatives(
         }
     }
     Ok(())
-}
-
-fn clone_request(r: &Request) -> Request {
-    Request {
-        method: r.method.clone(),
-        headers: r.headers.clone(),
-        public_url: r.public_url.clone(),
-        query: r.query.clone(),
-        body: r.body.clone(),
-    }
 }
 
 fn run_file(path: &Path) -> Result<(), Failed> {

@@ -66,10 +66,15 @@ fn sign_with(scheme: &Scheme, input: &mut SignRequest) -> Result<Vec<(String, St
             Ok(vec![("Authorization".into(), format!("Basic {}", STANDARD.encode(secret)))])
         }
         Scheme::Jwt(jwt) => {
-            let secret = input.secret.as_deref().ok_or("JWT schemes need --secret")?;
-            let token = jwt
-                .sign_hmac(secret.as_bytes(), &input.request.body, input.now)
-                .ok_or("this JWT scheme allows no HMAC algorithm; signing needs the provider's private key")?;
+            let token = match (&input.private_key, &input.secret) {
+                (Some(private_key), _) => jwt
+                    .sign_es256(&p256_key(private_key)?, &input.request.body, input.now)
+                    .ok_or("this JWT scheme does not allow ES256")?,
+                (None, Some(secret)) => jwt
+                    .sign_hmac(secret.as_bytes(), &input.request.body, input.now)
+                    .ok_or("this JWT scheme allows no HMAC algorithm: give --private-key")?,
+                (None, None) => return Err("JWT schemes need --secret or --private-key".into()),
+            };
             Ok(vec![(jwt.header().to_string(), token)])
         }
         Scheme::None => Ok(Vec::new()),
@@ -149,13 +154,18 @@ fn ed25519_sign(private_key: &str, content: &[u8]) -> Result<Vec<u8>, String> {
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed).sign(content).to_bytes().to_vec())
 }
 
-fn ecdsa_sign(private_key: &str, content: &[u8], der: bool) -> Result<Vec<u8>, String> {
-    use p256::ecdsa::signature::Signer;
+/// A P-256 private key from PEM (PKCS#8) or a hex/base64 scalar.
+fn p256_key(private_key: &str) -> Result<p256::ecdsa::SigningKey, String> {
     use p256::pkcs8::DecodePrivateKey;
-    let key = p256::ecdsa::SigningKey::from_pkcs8_pem(private_key)
+    p256::ecdsa::SigningKey::from_pkcs8_pem(private_key)
         .ok()
         .or_else(|| decode_key_text(private_key).and_then(|b| p256::ecdsa::SigningKey::from_slice(&b).ok()))
-        .ok_or("the P-256 private key must be PEM (PKCS#8) or a hex scalar")?;
+        .ok_or_else(|| "the P-256 private key must be PEM (PKCS#8) or a hex scalar".to_owned())
+}
+
+fn ecdsa_sign(private_key: &str, content: &[u8], der: bool) -> Result<Vec<u8>, String> {
+    use p256::ecdsa::signature::Signer;
+    let key = p256_key(private_key)?;
     let signature: p256::ecdsa::Signature = key.sign(content);
     Ok(if der { signature.to_der().as_bytes().to_vec() } else { signature.to_bytes().to_vec() })
 }
@@ -242,6 +252,22 @@ mod tests {
         round_trip("discord", None, Some(seed), public, None);
         let whpk = format!("whpk_{}", STANDARD.encode(hex::decode(public).unwrap()));
         round_trip("standard-webhooks", None, Some(seed), &whpk, None);
+    }
+
+    #[test]
+    fn es256_tokens_sign_with_a_private_key() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        // RFC 6979 A.2.5 P-256 private key.
+        let scalar = "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721";
+        let key = p256::ecdsa::SigningKey::from_slice(&hex::decode(scalar).unwrap()).unwrap();
+        let point = key.verifying_key().to_encoded_point(false);
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+            "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+        })
+        .to_string();
+        round_trip("plaid", None, Some(scalar), &jwk, None);
     }
 
     #[test]

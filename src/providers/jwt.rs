@@ -101,15 +101,7 @@ impl JwtScheme {
     pub fn sign_hmac(&self, secret: &[u8], body: &[u8], now: SystemTime) -> Option<String> {
         let alg = self.algorithms.iter().copied().find(|a| matches!(a, Alg::Hs256 | Alg::Hs512))?;
         let name = if alg == Alg::Hs256 { "HS256" } else { "HS512" };
-        let mut claims: serde_json::Map<String, Json> =
-            self.claims.iter().map(|(k, v)| (k.clone(), Json::from(v.as_str()))).collect();
-        if let Some((claim, encoding)) = &self.body_hash {
-            claims.insert(claim.clone(), Json::from(super::signature::encode(*encoding, &Sha256::digest(body))));
-        }
-        claims.insert("iat".into(), Json::from(now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()));
-        let head = URL_SAFE_NO_PAD.encode(serde_json::json!({"alg": name, "typ": "JWT"}).to_string());
-        let payload = URL_SAFE_NO_PAD.encode(Json::Object(claims).to_string());
-        let input = format!("{head}.{payload}");
+        let input = self.signing_input(name, body, now);
         let signature = match alg {
             Alg::Hs256 => {
                 let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
@@ -123,6 +115,31 @@ impl JwtScheme {
             }
         };
         Some(format!("{}{input}.{}", self.prefix, URL_SAFE_NO_PAD.encode(signature)))
+    }
+
+    /// A token signed with a P-256 private key (ES256, raw `r‖s`), if the scheme allows ES256;
+    /// for signing tools standing in for the provider.
+    pub fn sign_es256(&self, key: &p256::ecdsa::SigningKey, body: &[u8], now: SystemTime) -> Option<String> {
+        use p256::ecdsa::signature::Signer;
+        if !self.algorithms.contains(&Alg::Es256) {
+            return None;
+        }
+        let input = self.signing_input("ES256", body, now);
+        let signature: p256::ecdsa::Signature = key.sign(input.as_bytes());
+        Some(format!("{}{input}.{}", self.prefix, URL_SAFE_NO_PAD.encode(signature.to_bytes())))
+    }
+
+    /// `header.payload` with the configured claims, the body digest and `iat`.
+    fn signing_input(&self, alg: &str, body: &[u8], now: SystemTime) -> String {
+        let mut claims: serde_json::Map<String, Json> =
+            self.claims.iter().map(|(k, v)| (k.clone(), Json::from(v.as_str()))).collect();
+        if let Some((claim, encoding)) = &self.body_hash {
+            claims.insert(claim.clone(), Json::from(super::signature::encode(*encoding, &Sha256::digest(body))));
+        }
+        claims.insert("iat".into(), Json::from(now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()));
+        let head = URL_SAFE_NO_PAD.encode(serde_json::json!({"alg": alg, "typ": "JWT"}).to_string());
+        let payload = URL_SAFE_NO_PAD.encode(Json::Object(claims).to_string());
+        format!("{head}.{payload}")
     }
 
     /// Whether the token carries a digest of the body.

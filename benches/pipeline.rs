@@ -79,7 +79,7 @@ fn verification(c: &mut Criterion) {
 struct InstantBroker;
 
 impl Publisher for InstantBroker {
-    fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), PublishError>> {
+    fn publish<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), PublishError>> {
         black_box(message);
         async { Ok(()) }.boxed()
     }

@@ -109,12 +109,12 @@ pub(crate) struct FakePublisher {
 }
 
 impl Publisher for FakePublisher {
-    fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), PublishError>> {
+    fn publish<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), PublishError>> {
         let failure = *self.failure.lock().unwrap();
         let result = match failure {
             Some(make) => Err(make()),
             None => {
-                self.sent.lock().unwrap().push(message);
+                self.sent.lock().unwrap().push(message.clone());
                 Ok(())
             }
         };

@@ -192,10 +192,7 @@ impl JwtScheme {
             let iat = claims["iat"].as_u64().ok_or(VerifyError::SignatureInvalid)?;
             let issued =
                 UNIX_EPOCH.checked_add(Duration::from_secs(iat)).ok_or(VerifyError::TimestampOutOfTolerance)?;
-            let distance = now.duration_since(issued).unwrap_or_else(|e| e.duration());
-            if distance > max_age {
-                return Err(VerifyError::TimestampOutOfTolerance);
-            }
+            super::timestamp::within(issued, now, max_age)?;
         }
         Ok(())
     }

@@ -108,12 +108,14 @@ impl Timestamp {
         }
         .ok_or(VerifyError::SignatureMissing)?;
         let signed_at = parse(text.trim(), self.unit).ok_or(VerifyError::SignatureInvalid)?;
-        let distance = now.duration_since(signed_at).unwrap_or_else(|e| e.duration());
-        if distance > tolerance {
-            return Err(VerifyError::TimestampOutOfTolerance);
-        }
-        Ok(())
+        within(signed_at, now, tolerance)
     }
+}
+
+/// Whether `signed_at` is within `tolerance` of `now`, in either direction.
+pub fn within(signed_at: SystemTime, now: SystemTime, tolerance: Duration) -> Result<(), VerifyError> {
+    let distance = now.duration_since(signed_at).unwrap_or_else(|e| e.duration());
+    if distance > tolerance { Err(VerifyError::TimestampOutOfTolerance) } else { Ok(()) }
 }
 
 /// The instant a timestamp denotes; `None` if it does not parse or is out of range.

@@ -75,10 +75,10 @@ impl AmqpPublisher {
         self.shared.session.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    async fn publish_once(&self, message: Message) -> Result<(), PublishError> {
+    async fn publish_once(&self, message: &Message) -> Result<(), PublishError> {
         let channel = self.channel()?;
-        let confirm = self.send(&channel, &message).await?;
-        self.confirmed(confirm, message.routing_key).await
+        let confirm = self.send(&channel, message).await?;
+        self.confirmed(confirm, &message.routing_key).await
     }
 
     fn channel(&self) -> Result<Channel, PublishError> {
@@ -89,9 +89,13 @@ impl AmqpPublisher {
     /// Sends a message; the returned future resolves with the broker's confirm.
     async fn send(&self, channel: &Channel, message: &Message) -> Result<lapin::PublisherConfirm, PublishError> {
         let config = &self.shared.config;
+        let quarantine;
         let exchange = match &message.quarantine {
-            Some(_) => quarantine_exchange(&config.exchange),
-            None => config.exchange.clone(),
+            Some(_) => {
+                quarantine = quarantine_exchange(&config.exchange);
+                &quarantine
+            }
+            None => &config.exchange,
         };
         channel
             .basic_publish(
@@ -106,14 +110,16 @@ impl AmqpPublisher {
             .map_err(|e| PublishError::Unavailable(e.to_string()))
     }
 
-    async fn confirmed(&self, confirm: lapin::PublisherConfirm, routing_key: String) -> Result<(), PublishError> {
+    async fn confirmed(&self, confirm: lapin::PublisherConfirm, routing_key: &str) -> Result<(), PublishError> {
         let confirmation = tokio::time::timeout(self.shared.config.confirm_timeout, confirm)
             .await
             .map_err(|_| PublishError::ConfirmTimeout)?
             .map_err(|e| PublishError::Unavailable(e.to_string()))?;
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(PublishError::Unroutable(routing_key)),
+            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => {
+                Err(PublishError::Unroutable(routing_key.to_owned()))
+            }
             Confirmation::Nack(None) => Err(PublishError::Nacked),
             Confirmation::NotRequested => Err(PublishError::Unavailable("channel is not in confirm mode".into())),
         }
@@ -123,7 +129,7 @@ impl AmqpPublisher {
 impl AmqpPublisher {
     /// Publishes `messages` in order on one channel, all sent before any confirm is awaited, so
     /// they reach the queue in this order at the cost of one round trip for the batch.
-    async fn publish_in_order(&self, messages: Vec<Message>) -> Vec<Result<(), PublishError>> {
+    async fn publish_in_order(&self, messages: Vec<&Message>) -> Vec<Result<(), PublishError>> {
         let channel = match self.channel() {
             Ok(c) => c,
             Err(e) => return messages.iter().map(|_| Err(PublishError::Unavailable(e.to_string()))).collect(),
@@ -132,16 +138,17 @@ impl AmqpPublisher {
         for message in &messages {
             pending.push(self.send(&channel, message).await);
         }
+        // Every message is on the wire before the first confirm is awaited.
         let confirms = pending
             .into_iter()
             .zip(messages)
-            .map(|(sent, message)| async move { self.confirmed(sent?, message.routing_key).await });
+            .map(|(sent, message)| async move { self.confirmed(sent?, &message.routing_key).await });
         futures_util::future::join_all(confirms).await
     }
 }
 
 impl Publisher for AmqpPublisher {
-    fn publish_batch(&self, messages: Vec<Message>) -> BoxFuture<'_, Vec<Result<(), PublishError>>> {
+    fn publish_batch<'a>(&'a self, messages: Vec<&'a Message>) -> BoxFuture<'a, Vec<Result<(), PublishError>>> {
         async move {
             let results = self.publish_in_order(messages).await;
             if results.iter().any(|r| matches!(r, Err(PublishError::Unavailable(_) | PublishError::ConfirmTimeout))) {
@@ -152,7 +159,7 @@ impl Publisher for AmqpPublisher {
         .boxed()
     }
 
-    fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), PublishError>> {
+    fn publish<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), PublishError>> {
         async move {
             let result = self.publish_once(message).await;
             if matches!(result, Err(PublishError::Unavailable(_) | PublishError::ConfirmTimeout)) {

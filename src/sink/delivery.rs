@@ -47,7 +47,7 @@ impl Delivery {
         }
         let publisher = self.publisher.as_ref().filter(|p| p.is_ready());
         let published = match publisher {
-            Some(publisher) => publisher.publish(message.clone()).await,
+            Some(publisher) => publisher.publish(&message).await,
             None => Err(PublishError::Unavailable("not connected".into())),
         };
         match (published, spool) {

@@ -67,11 +67,12 @@ pub enum PublishError {
 
 /// Something that takes events durably.
 pub trait Publisher: Send + Sync + 'static {
-    /// Resolves `Ok` only once the event is durable downstream.
-    fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), PublishError>>;
+    /// Resolves `Ok` only once the event is durable downstream. Borrows the message, so a caller
+    /// can still spool it if the broker does not take it.
+    fn publish<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), PublishError>>;
     /// Publishes `messages` so they arrive in this order; one result per message. The default
     /// publishes them one after the other.
-    fn publish_batch(&self, messages: Vec<Message>) -> BoxFuture<'_, Vec<Result<(), PublishError>>> {
+    fn publish_batch<'a>(&'a self, messages: Vec<&'a Message>) -> BoxFuture<'a, Vec<Result<(), PublishError>>> {
         Box::pin(async move {
             let mut results = Vec::with_capacity(messages.len());
             for message in messages {

@@ -55,7 +55,7 @@ pub async fn drain_once(spool: &Spool, publisher: &dyn Publisher) -> Result<usiz
     if let Some(first) = batch.first() {
         metrics::spool_oldest_age(super::record::age(&first.message));
     }
-    let results = publisher.publish_batch(batch.iter().map(|s| s.message.clone()).collect()).await;
+    let results = publisher.publish_batch(batch.iter().map(|s| &s.message).collect()).await;
     let confirmed = results.iter().take_while(|r| r.is_ok()).count();
     if let Some(Err(e)) = results.get(confirmed) {
         tracing::warn!(error = %e, confirmed, "Broker refused part of a spool batch; it stays spooled.");
